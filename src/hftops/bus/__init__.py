@@ -1,0 +1,1 @@
+"""The Redis Streams bus: client construction and the bundled valkey-server."""

@@ -1,0 +1,175 @@
+"""The one typed configuration schema of the platform (unknown keys are rejected)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class VenueConfig(Section):
+    """Where market data comes from. `kind: simulated` runs the bundled Binance-compatible simulator."""
+
+    name: str = Field("sim", pattern=r"^[a-z][a-z0-9_]{0,31}$", description="venue id in stream keys and tables")
+    kind: Literal["simulated", "binance_futures", "binance_spot"] = "simulated"
+    symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT")
+    trade_stream: Literal["aggTrade", "trade"] = "aggTrade"
+    bbo: bool = True
+    ws_url: str | None = Field(None, description="WebSocket base, e.g. wss://fstream.binance.com; None: the simulator")
+    rest_url: str | None = Field(None, description="REST base, e.g. https://fapi.binance.com; None: the simulator")
+
+    @field_validator("symbols")
+    @classmethod
+    def _symbols_upper_unique(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("at least one symbol is needed")
+        for symbol in value:
+            if not symbol.isalnum() or symbol != symbol.upper():
+                raise ValueError(f"symbol {symbol!r} must be upper-case letters and digits, e.g. BTCUSDT")
+        if len(set(value)) != len(value):
+            raise ValueError("symbols must be unique")
+        return value
+
+
+class SimulatorConfig(Section):
+    """The simulated venue: deterministic under `seed`, `rate` messages per second in total."""
+
+    seed: int = 42
+    rate: float = Field(2000.0, gt=0, le=1_000_000, description="total messages/s, trades + bookTicker")
+    bbo_share: float = Field(0.5, ge=0, le=0.95, description="share of messages that are bookTicker")
+    burst_factor: float = Field(3.0, ge=1, le=50, description="peak/mean rate multiplier during bursts")
+    burst_every_s: float = Field(20.0, gt=0)
+    burst_length_s: float = Field(1.0, ge=0)
+    host: str = "127.0.0.1"
+    ws_port: int = Field(9101, ge=1, le=65535)
+    rest_port: int = Field(9102, ge=1, le=65535)
+    max_frame_bytes: int = Field(65536, ge=1024)
+
+
+class RedisConfig(Section):
+    url: str | None = Field(None, description="redis://host:port/db; None: start the bundled valkey-server")
+    host: str = "127.0.0.1"
+    port: int = Field(6390, ge=1, le=65535, description="port of the bundled valkey-server")
+    appendfsync: Literal["always", "everysec", "no"] = "everysec"
+    stream_cap_entries: int = Field(
+        200_000, ge=1000, description="stream length at which producers apply back-pressure (never trimmed)"
+    )
+
+
+class ClickHouseConfig(Section):
+    url: str | None = Field(None, description="http://user:pass@host:8123; None: embedded chDB")
+    database: str = Field("hftops", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class CollectorConfig(Section):
+    flush_ms: float = Field(2.0, gt=0, le=1000, description="flush a symbol's batch after this long")
+    flush_max: int = Field(256, ge=1, le=100_000, description="flush a symbol's batch at this many messages")
+    buffer_max: int = Field(200_000, ge=1000, description="messages held while Redis is unavailable")
+    reconnect_initial_s: float = Field(1.0, gt=0)
+    reconnect_max_s: float = Field(30.0, gt=0)
+    reconnect_stable_s: float = Field(30.0, gt=0, description="connected this long resets the backoff")
+    backfill_limit: int = Field(1000, ge=1, le=1000)
+    rest_timeout_s: float = Field(5.0, gt=0)
+
+
+class RecorderConfig(Section):
+    group: str = "recorder"
+    consumer: str = "recorder-0"
+    batch_max_rows: int = Field(20_000, ge=1)
+    batch_max_ms: float = Field(50.0, gt=0)
+    read_count: int = Field(512, ge=1, description="stream entries per XREADGROUP call")
+    max_deliveries: int = Field(5, ge=1, description="deliveries before an entry is dead-lettered")
+    claim_idle_ms: int = Field(60_000, ge=1000, description="pending this long on another consumer: claim it")
+    trim_interval_s: float = Field(1.0, gt=0)
+    query_host: str = "127.0.0.1"
+    query_port: int = Field(9103, ge=1, le=65535)
+    wal_segment_bytes: int = Field(16 * 1024 * 1024, ge=4096)
+    wal_max_bytes: int = Field(2 * 1024**3, ge=65536, description="disk guard: stop acking above this WAL size")
+    disk_free_min_bytes: int = Field(512 * 1024**2, ge=0, description="disk guard: stop acking below this free space")
+    disk_guard_hysteresis: float = Field(0.1, ge=0, le=0.9)
+    db_retry_s: float = Field(1.0, gt=0, description="probe the database this often while writing to the WAL")
+
+
+class ApiConfig(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(9100, ge=1, le=65535)
+    token: str | None = Field(None, description="bearer token for mutating calls; prefer HFT_API_TOKEN")
+
+
+class ComponentConfig(Section):
+    enabled: bool = True
+    cpu_affinity: tuple[int, ...] = ()
+    stop_timeout_s: float = Field(10.0, gt=0)
+
+
+class SupervisorConfig(Section):
+    heartbeat_timeout_s: float = Field(15.0, gt=0)
+    ready_timeout_s: float = Field(60.0, gt=0)
+    backoff_initial_s: float = Field(1.0, gt=0)
+    backoff_max_s: float = Field(60.0, gt=0)
+    start_limit_burst: int = Field(5, ge=1)
+    start_limit_interval_s: float = Field(300.0, gt=0)
+    components: dict[str, ComponentConfig] = Field(default_factory=dict)
+
+    @field_validator("components")
+    @classmethod
+    def _known_components(cls, value: dict[str, ComponentConfig]) -> dict[str, ComponentConfig]:
+        from hftops.model.components import COMPONENT_NAMES
+
+        unknown = sorted(set(value) - set(COMPONENT_NAMES))
+        if unknown:
+            raise ValueError(f"unknown component(s) {unknown}; known: {list(COMPONENT_NAMES)}")
+        return value
+
+
+class LogConfig(Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    max_bytes: int = Field(20 * 1024**2, ge=65536, description="rotate a component log at this size")
+    backups: int = Field(5, ge=1, le=100)
+
+
+class Config(Section):
+    data_dir: Path = Path("./var")
+    venue: VenueConfig = VenueConfig()
+    simulator: SimulatorConfig = SimulatorConfig()
+    redis: RedisConfig = RedisConfig()
+    clickhouse: ClickHouseConfig = ClickHouseConfig()
+    collector: CollectorConfig = CollectorConfig()
+    recorder: RecorderConfig = RecorderConfig()
+    api: ApiConfig = ApiConfig()
+    supervisor: SupervisorConfig = SupervisorConfig()
+    log: LogConfig = LogConfig()
+
+    @model_validator(mode="after")
+    def _simulated_venue_has_no_urls(self) -> Config:
+        if self.venue.kind != "simulated" and not (self.venue.ws_url and self.venue.rest_url):
+            raise ValueError("venue.ws_url and venue.rest_url are required when venue.kind is not 'simulated'")
+        return self
+
+    def component(self, name: str) -> ComponentConfig:
+        return self.supervisor.components.get(name, ComponentConfig())
+
+    @property
+    def ws_base_url(self) -> str:
+        if self.venue.ws_url:
+            return self.venue.ws_url.rstrip("/")
+        return f"ws://{self.simulator.host}:{self.simulator.ws_port}"
+
+    @property
+    def rest_base_url(self) -> str:
+        if self.venue.rest_url:
+            return self.venue.rest_url.rstrip("/")
+        return f"http://{self.simulator.host}:{self.simulator.rest_port}"
+
+    @property
+    def redis_url(self) -> str:
+        return self.redis.url or f"redis://{self.redis.host}:{self.redis.port}/0"
+
+    @property
+    def recorder_query_url(self) -> str:
+        return f"http://{self.recorder.query_host}:{self.recorder.query_port}"

@@ -1,0 +1,53 @@
+"""Component lifecycle: states, and readiness/heartbeat through the systemd notify protocol.
+
+The same `READY=1` / `WATCHDOG=1` datagrams serve systemd (Type=notify) and the platform's own
+supervisor, which sets NOTIFY_SOCKET to a socket of its own for every child it starts.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from enum import StrEnum
+
+
+class ComponentState(StrEnum):
+    INITIALISED = "initialised"
+    STARTING = "starting"
+    RUNNING = "running"
+    DEGRADED = "degraded"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    FAULTED = "faulted"
+
+
+def sd_notify(message: str) -> bool:
+    """Send one notify datagram; a no-op (False) when no NOTIFY_SOCKET is set."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return False
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            sock.connect(address)
+            sock.sendall(message.encode())
+        return True
+    except OSError:
+        return False  # the supervisor went away; the component keeps working
+
+
+def notify_ready(status: str = "") -> bool:
+    return sd_notify("READY=1" + (f"\nSTATUS={status}" if status else "") + f"\nMAINPID={os.getpid()}")
+
+
+def notify_watchdog() -> bool:
+    return sd_notify("WATCHDOG=1")
+
+
+def notify_stopping() -> bool:
+    return sd_notify("STOPPING=1")
+
+
+def notify_status(status: str) -> bool:
+    return sd_notify(f"STATUS={status}")
