@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from hypothesis import HealthCheck, settings
 
 # The repository root on sys.path makes `tests.support` importable from every test module.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -64,5 +65,8 @@ def platform(tmp_path: Path) -> TestPlatform:
     return TestPlatform(tmp_path)
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    os.environ.setdefault("HYPOTHESIS_PROFILE", "ci")
+# Generated inputs are derandomized so a run is repeatable; deadlines off because CI shares 2 cores.
+settings.register_profile("ci", derandomize=True, deadline=None, max_examples=200,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", deadline=None, max_examples=500)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

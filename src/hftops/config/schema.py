@@ -16,10 +16,17 @@ class VenueConfig(Section):
     """Where market data comes from. `kind: simulated` runs the bundled Binance-compatible simulator."""
 
     name: str = Field("sim", pattern=r"^[a-z][a-z0-9_]{0,31}$", description="venue id in stream keys and tables")
-    kind: Literal["simulated", "binance_futures", "binance_spot"] = "simulated"
-    symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT")
-    trade_stream: Literal["aggTrade", "trade"] = "aggTrade"
-    bbo: bool = True
+    kind: Literal["simulated", "binance_futures", "binance_spot"] = Field(
+        "simulated", description="simulated: the bundled simulator; binance_futures/binance_spot: Binance"
+    )
+    symbols: tuple[str, ...] = Field(
+        ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT"),
+        description="symbols to capture, upper case (env HFT_SYMBOLS=BTCUSDT,ETHUSDT)",
+    )
+    trade_stream: Literal["aggTrade", "trade"] = Field(
+        "aggTrade", description="aggTrade (futures aggregate trades) or trade (Spot @trade)"
+    )
+    bbo: bool = Field(True, description="also capture bookTicker (best bid/offer)")
     ws_url: str | None = Field(None, description="WebSocket base, e.g. wss://fstream.binance.com; None: the simulator")
     rest_url: str | None = Field(None, description="REST base, e.g. https://fapi.binance.com; None: the simulator")
 
@@ -39,23 +46,28 @@ class VenueConfig(Section):
 class SimulatorConfig(Section):
     """The simulated venue: deterministic under `seed`, `rate` messages per second in total."""
 
-    seed: int = 42
+    seed: int = Field(42, description="random seed: the same seed publishes the same market")
     rate: float = Field(2000.0, gt=0, le=1_000_000, description="total messages/s, trades + bookTicker")
     bbo_share: float = Field(0.5, ge=0, le=0.95, description="share of messages that are bookTicker")
     burst_factor: float = Field(3.0, ge=1, le=50, description="peak/mean rate multiplier during bursts")
-    burst_every_s: float = Field(20.0, gt=0)
-    burst_length_s: float = Field(1.0, ge=0)
-    host: str = "127.0.0.1"
-    ws_port: int = Field(9101, ge=1, le=65535)
-    rest_port: int = Field(9102, ge=1, le=65535)
-    max_frame_bytes: int = Field(65536, ge=1024)
+    burst_every_s: float = Field(20.0, gt=0, description="seconds between bursts")
+    burst_length_s: float = Field(1.0, ge=0, description="how long a burst lasts")
+    host: str = Field("127.0.0.1", description="address the simulator binds (loopback by default)")
+    ws_port: int = Field(9101, ge=1, le=65535, description="simulator WebSocket port")
+    rest_port: int = Field(9102, ge=1, le=65535, description="simulator REST and admin port")
+    max_frame_bytes: int = Field(65536, ge=1024, description="largest WebSocket frame the simulator sends")
+    send_buffer_max_bytes: int = Field(
+        16 * 1024**2, ge=65536, description="unsent bytes at which a slow WebSocket client is disconnected"
+    )
 
 
 class RedisConfig(Section):
     url: str | None = Field(None, description="redis://host:port/db; None: start the bundled valkey-server")
-    host: str = "127.0.0.1"
+    host: str = Field("127.0.0.1", description="address of the bundled valkey-server")
     port: int = Field(6390, ge=1, le=65535, description="port of the bundled valkey-server")
-    appendfsync: Literal["always", "everysec", "no"] = "everysec"
+    appendfsync: Literal["always", "everysec", "no"] = Field(
+        "everysec", description="AOF fsync policy of the bundled valkey-server"
+    )
     stream_cap_entries: int = Field(
         200_000, ge=1000, description="stream length at which producers apply back-pressure (never trimmed)"
     )
@@ -63,58 +75,76 @@ class RedisConfig(Section):
 
 class ClickHouseConfig(Section):
     url: str | None = Field(None, description="http://user:pass@host:8123; None: embedded chDB")
-    database: str = Field("hftops", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    database: str = Field(
+        "hftops", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="database holding every table"
+    )
 
 
 class CollectorConfig(Section):
     flush_ms: float = Field(2.0, gt=0, le=1000, description="flush a symbol's batch after this long")
     flush_max: int = Field(256, ge=1, le=100_000, description="flush a symbol's batch at this many messages")
     buffer_max: int = Field(200_000, ge=1000, description="messages held while Redis is unavailable")
-    reconnect_initial_s: float = Field(1.0, gt=0)
-    reconnect_max_s: float = Field(30.0, gt=0)
+    reconnect_initial_s: float = Field(1.0, gt=0, description="first reconnect delay (doubles with jitter)")
+    reconnect_max_s: float = Field(30.0, gt=0, description="reconnect delay cap")
     reconnect_stable_s: float = Field(30.0, gt=0, description="connected this long resets the backoff")
-    backfill_limit: int = Field(1000, ge=1, le=1000)
-    rest_timeout_s: float = Field(5.0, gt=0)
+    backfill_limit: int = Field(
+        1000, ge=1, le=1000, description="trades per REST backfill request (Binance allows at most 1000)"
+    )
+    rest_timeout_s: float = Field(5.0, gt=0, description="timeout of one REST backfill request")
+    max_frame_bytes: int = Field(
+        65536, ge=1024, description="frames above this are dead-lettered as oversized (Binance frames are < 2 KB)"
+    )
 
 
 class RecorderConfig(Section):
-    group: str = "recorder"
-    consumer: str = "recorder-0"
-    batch_max_rows: int = Field(20_000, ge=1)
-    batch_max_ms: float = Field(50.0, gt=0)
+    group: str = Field("recorder", description="consumer group name on every stream")
+    consumer: str = Field("recorder-0", description="consumer name within the group")
+    batch_max_rows: int = Field(20_000, ge=1, description="insert a batch at this many rows")
+    batch_max_ms: float = Field(50.0, gt=0, description="insert a batch after this long")
     read_count: int = Field(512, ge=1, description="stream entries per XREADGROUP call")
     max_deliveries: int = Field(5, ge=1, description="deliveries before an entry is dead-lettered")
     claim_idle_ms: int = Field(60_000, ge=1000, description="pending this long on another consumer: claim it")
-    trim_interval_s: float = Field(1.0, gt=0)
-    query_host: str = "127.0.0.1"
-    query_port: int = Field(9103, ge=1, le=65535)
-    wal_segment_bytes: int = Field(16 * 1024 * 1024, ge=4096)
+    trim_interval_s: float = Field(1.0, gt=0, description="trim acknowledged stream entries this often")
+    query_host: str = Field("127.0.0.1", description="address of the read-only query endpoint")
+    query_port: int = Field(
+        9103, ge=1, le=65535, description="port of the read-only query endpoint (POST /query, GET /wal)"
+    )
+    wal_segment_bytes: int = Field(
+        16 * 1024 * 1024, ge=4096, description="start a new WAL segment at this size"
+    )
     wal_max_bytes: int = Field(2 * 1024**3, ge=65536, description="disk guard: stop acking above this WAL size")
     disk_free_min_bytes: int = Field(512 * 1024**2, ge=0, description="disk guard: stop acking below this free space")
-    disk_guard_hysteresis: float = Field(0.1, ge=0, le=0.9)
+    disk_guard_hysteresis: float = Field(
+        0.1, ge=0, le=0.9, description="disk guard resumes this fraction below its limits"
+    )
     db_retry_s: float = Field(1.0, gt=0, description="probe the database this often while writing to the WAL")
+    wal_archive_max_bytes: int = Field(
+        1024**3, ge=0, description="replayed WAL segments kept under wal/archive (oldest pruned; already stored)"
+    )
 
 
 class ApiConfig(Section):
-    host: str = "127.0.0.1"
-    port: int = Field(9100, ge=1, le=65535)
+    host: str = Field("127.0.0.1", description="address the control API binds (loopback by default)")
+    port: int = Field(9100, ge=1, le=65535, description="control API, dashboard and /metrics port")
     token: str | None = Field(None, description="bearer token for mutating calls; prefer HFT_API_TOKEN")
 
 
 class ComponentConfig(Section):
-    enabled: bool = True
-    cpu_affinity: tuple[int, ...] = ()
-    stop_timeout_s: float = Field(10.0, gt=0)
+    enabled: bool = Field(True, description="start this component")
+    cpu_affinity: tuple[int, ...] = Field((), description="CPU cores to pin the process to; empty: any")
+    stop_timeout_s: float = Field(10.0, gt=0, description="SIGTERM to SIGKILL grace period")
 
 
 class SupervisorConfig(Section):
-    heartbeat_timeout_s: float = Field(15.0, gt=0)
-    ready_timeout_s: float = Field(60.0, gt=0)
-    backoff_initial_s: float = Field(1.0, gt=0)
-    backoff_max_s: float = Field(60.0, gt=0)
-    start_limit_burst: int = Field(5, ge=1)
-    start_limit_interval_s: float = Field(300.0, gt=0)
-    components: dict[str, ComponentConfig] = Field(default_factory=dict)
+    heartbeat_timeout_s: float = Field(15.0, gt=0, description="restart a component silent this long")
+    ready_timeout_s: float = Field(60.0, gt=0, description="a component must report ready within this long")
+    backoff_initial_s: float = Field(1.0, gt=0, description="first restart delay (doubles)")
+    backoff_max_s: float = Field(60.0, gt=0, description="restart delay cap")
+    start_limit_burst: int = Field(5, ge=1, description="at most this many starts per start_limit_interval_s")
+    start_limit_interval_s: float = Field(300.0, gt=0, description="window of start_limit_burst")
+    components: dict[str, ComponentConfig] = Field(
+        default_factory=dict, description="per-component settings, keyed by component name"
+    )
 
     @field_validator("components")
     @classmethod
@@ -128,13 +158,15 @@ class SupervisorConfig(Section):
 
 
 class LogConfig(Section):
-    level: Literal["debug", "info", "warning", "error"] = "info"
+    level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="minimum level written to the logs"
+    )
     max_bytes: int = Field(20 * 1024**2, ge=65536, description="rotate a component log at this size")
-    backups: int = Field(5, ge=1, le=100)
+    backups: int = Field(5, ge=1, le=100, description="rotated log files kept per component")
 
 
 class Config(Section):
-    data_dir: Path = Path("./var")
+    data_dir: Path = Field(Path("./var"), description="every piece of state lives under it (HFT_DATA_DIR)")
     venue: VenueConfig = VenueConfig()
     simulator: SimulatorConfig = SimulatorConfig()
     redis: RedisConfig = RedisConfig()
