@@ -29,12 +29,14 @@ def sd_notify(message: str) -> bool:
     if address.startswith("@"):
         address = "\0" + address[1:]
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+        # Non-blocking: the kernel queues only a few datagrams; a supervisor that stops reading must cost a
+        # missed heartbeat, never a frozen event loop in the component.
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK) as sock:
             sock.connect(address)
-            sock.sendall(message.encode())
+            sock.send(message.encode())
         return True
     except OSError:
-        return False  # the supervisor went away; the component keeps working
+        return False  # the supervisor went away or its queue is full; the component keeps working
 
 
 def notify_ready(status: str = "") -> bool:

@@ -1,0 +1,1 @@
+"""Simulated venue process tests."""

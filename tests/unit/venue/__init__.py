@@ -1,0 +1,1 @@
+"""Simulated venue unit tests."""
