@@ -1,0 +1,317 @@
+"""What is in flight and what is stored: stream lengths, consumer lag and pending, WAL, DLQ, table rows,
+per-symbol freshness, component stats (`ops:stats`) and the ledger. Every part degrades to a reason
+instead of failing when its source (Redis, recorder, venue) is down."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import redis
+
+from hftops.config.paths import DataPaths
+from hftops.config.schema import Config
+from hftops.model.streams import DLQ_STREAM, MD_PREFIX, collector_cursor_key, parse_md_stream
+from hftops.model.tables import ALL_TABLES, DEAD_LETTERS
+
+STATS_KEY = "ops:stats"
+QueryFn = Callable[[str], Mapping[str, Any]]
+_HTTP_TIMEOUT_S = 1.0
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _redis(config: Config) -> redis.Redis:
+    return redis.Redis.from_url(config.redis_url, socket_connect_timeout=1.0, socket_timeout=2.0)
+
+
+def stream_keys(client: redis.Redis) -> list[str]:
+    keys = {_text(k) for k in client.scan_iter(match=f"{MD_PREFIX}:*", _type="STREAM", count=1000)}
+    if client.exists(DLQ_STREAM):
+        keys.add(DLQ_STREAM)
+    return sorted(keys)
+
+
+def _id_ms(stream_id: Any) -> int:
+    return int(_text(stream_id).split("-", 1)[0])
+
+
+def _stream_info(client: redis.Redis, key: str, now_ms: int) -> dict[str, Any]:
+    info = client.xinfo_stream(key)
+    last_id = _text(info.get("last-generated-id", "0-0"))
+    out: dict[str, Any] = {
+        "length": int(info["length"]),
+        "last_id": last_id,
+        "last_age_s": round(max(0, now_ms - _id_ms(last_id)) / 1000, 3) if last_id != "0-0" else None,
+        "groups": {},
+    }
+    for group in client.xinfo_groups(key):
+        lag = group.get("lag")
+        delivered = _text(group.get("last-delivered-id", "0-0"))
+        if lag is None:  # unknown after deletions: fall back to "has it read up to the last entry"
+            lag = 0 if delivered == last_id else None
+        out["groups"][_text(group["name"])] = {
+            "pending": int(group.get("pending") or 0),
+            "lag": None if lag is None else int(lag),
+            "consumers": int(group.get("consumers") or 0),
+            "last_delivered_id": delivered,
+        }
+    return out
+
+
+def redis_flow(config: Config, now: Callable[[], float] = time.time) -> dict[str, Any]:
+    """Streams, per-symbol last message age, collector cursor, DLQ stream and `ops:stats`."""
+    try:
+        client = _redis(config)
+        try:
+            now_ms = int(now() * 1000)
+            streams = {key: _stream_info(client, key, now_ms) for key in stream_keys(client)}
+            cursor = {
+                _text(k): int(v) for k, v in client.hgetall(collector_cursor_key(config.venue.name)).items()
+            }
+            stats = {}
+            for field, raw in client.hgetall(STATS_KEY).items():
+                try:
+                    stats[_text(field)] = json.loads(raw)
+                except ValueError:
+                    stats[_text(field)] = {"unparsed": _text(raw)[:200]}
+        finally:
+            client.close()
+    except redis.RedisError as exc:
+        return {
+            "reachable": False,
+            "error": f"redis not reachable at {config.redis_url}: {exc}",
+            "streams": {},
+            "symbols": {},
+            "cursor": {},
+            "stats": {},
+        }
+    symbols: dict[str, dict[str, Any]] = {}
+    for key, info in streams.items():
+        try:
+            venue, kind, symbol = parse_md_stream(key)
+        except ValueError:
+            continue
+        if venue != config.venue.name:
+            continue
+        entry = symbols.setdefault(symbol, {"last_message_age_s": None})
+        entry[f"{kind}_last_age_s"] = info["last_age_s"]
+        ages = [a for a in (entry.get("trade_last_age_s"), entry.get("bbo_last_age_s")) if a is not None]
+        entry["last_message_age_s"] = min(ages) if ages else None
+    return {
+        "reachable": True,
+        "error": None,
+        "streams": streams,
+        "symbols": symbols,
+        "cursor": cursor,
+        "stats": stats,
+    }
+
+
+def group_totals(streams: dict[str, Any], group: str) -> dict[str, int]:
+    length = sum(info["length"] for info in streams.values())
+    pending = sum(info["groups"].get(group, {}).get("pending", 0) for info in streams.values())
+    lag = sum((info["groups"].get(group, {}).get("lag") or 0) for info in streams.values())
+    return {"stream_entries": length, "pending": pending, "lag": lag}
+
+
+def _recorder_get(config: Config, path: str) -> dict[str, Any] | None:
+    try:
+        response = httpx.get(f"{config.recorder_query_url}{path}", timeout=_HTTP_TIMEOUT_S)
+        if response.status_code == 200:
+            body: dict[str, Any] = response.json()
+            return body
+    except (httpx.HTTPError, ValueError):
+        pass
+    return None
+
+
+def wal_info(config: Config) -> dict[str, Any]:
+    """From the recorder (`GET /wal`) when it runs; otherwise the segment files on disk."""
+    body = _recorder_get(config, "/wal")
+    if body is not None:
+        return {
+            "source": "recorder",
+            "segments": body.get("segments"),
+            "bytes": body.get("bytes"),
+            "records": body.get("records"),
+        }
+    wal_dir = DataPaths(config.data_dir).wal
+    files = [p for p in wal_dir.iterdir() if p.is_file()] if wal_dir.is_dir() else []
+    return {
+        "source": "disk",
+        "segments": len(files),
+        "bytes": sum(p.stat().st_size for p in files),
+        "records": None,
+    }
+
+
+def recorder_query(config: Config, sql: str) -> dict[str, Any]:
+    """The recorder's read-only `POST /query` only: never opens the embedded store in this process."""
+    try:
+        response = httpx.post(f"{config.recorder_query_url}/query", json={"sql": sql}, timeout=5.0)
+    except httpx.HTTPError as exc:
+        raise RuntimeError(f"recorder not reachable at {config.recorder_query_url} ({exc})") from exc
+    if response.status_code != 200:
+        raise RuntimeError(f"recorder /query answered HTTP {response.status_code}: {response.text[:200]}")
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def query_rows(config: Config, sql: str, *, direct: bool) -> list[list[Any]]:
+    """`direct`: through `hftops.store.reader` (which opens an idle embedded store for one query when no
+    recorder answers). The supervisor passes False except while the recorder is known to be stopped, so
+    it never holds chDB's lock while a recorder may be starting."""
+    result: dict[str, Any] | None = None
+    if direct:
+        try:
+            from hftops.store.reader import query
+        except ImportError:
+            pass
+        else:
+            result = query(config, sql)
+    if result is None:
+        result = recorder_query(config, sql)
+    return [list(row) for row in result["rows"]]
+
+
+@contextmanager
+def store_session(config: Config) -> Iterator[QueryFn]:
+    """One read-only session on the store for several queries (a stop's final figures, once the
+    recorder has exited): opening chDB once instead of once per query keeps `trading stop` short."""
+    from hftops.store.chdb_store import ChdbStore
+    from hftops.store.factory import build_store
+
+    store = build_store(config, read_only=True)
+    if isinstance(store, ChdbStore) and not (store.path / "metadata").is_dir():
+        raise RuntimeError(f"no database at {store.path} yet; start the recorder once to create it")
+    store.open()
+    try:
+        yield lambda sql: store.query(sql).as_dict()
+    finally:
+        store.close()
+
+
+def table_rows(config: Config, *, direct: bool = True, query: QueryFn | None = None) -> dict[str, Any]:
+    """Rows per table in one query (MergeTree keeps the count in its part metadata, as count() does)."""
+    db = config.clickhouse.database
+    names = ", ".join(f"'{t}'" for t in ALL_TABLES)
+    sql = f"SELECT name, total_rows FROM system.tables WHERE database = '{db}' AND name IN ({names})"
+    try:
+        rows = [list(r) for r in query(sql)["rows"]] if query else query_rows(config, sql, direct=direct)
+    except Exception as exc:  # the reader's own errors name the recorder/store and the fix
+        return {"error": f"database not readable: {exc}"}
+    found = {str(name): int(total or 0) for name, total in rows}
+    return {table: {"rows": found.get(table, 0)} for table in ALL_TABLES}
+
+
+def ledger(config: Config, *, direct: bool = True, query: QueryFn | None = None) -> dict[str, Any]:
+    """`trading verify` logic (hftops.pipeline.ledger) when installed; {"available": False, ...} otherwise."""
+    try:
+        from hftops.pipeline.ledger import compute_ledger
+        from hftops.pipeline.ledger_sources import LiveSources
+    except ImportError as exc:
+        return {"available": False, "reason": f"ledger not installed ({exc})"}
+    try:
+        if query is None and direct:
+            result = compute_ledger(config)
+        else:
+            chosen = query or (lambda sql: recorder_query(config, sql))
+            with LiveSources(config, query=chosen) as sources:
+                result = compute_ledger(config, sources)
+    except Exception as exc:  # LedgerUnavailable and the sources' errors say what is down
+        return {"available": False, "reason": str(exc)}
+    data: dict[str, Any] = result.to_dict()
+    data["available"] = True
+    data["summary"] = result.summary_line()
+    return data
+
+
+def ledger_verdict(data: dict[str, Any]) -> str:
+    """balanced | unbalanced | unknown (a source could not be read; not proof of loss)."""
+    if not data.get("available") or data.get("unknown"):
+        return "unknown"
+    return "balanced" if data.get("balanced") else "unbalanced"
+
+
+def collect_final(config: Config) -> dict[str, Any]:
+    """Figures after the recorder exited: counts and ledger over one direct store session."""
+    try:
+        with store_session(config) as query:
+            return collect(config, with_ledger=True, query=query)
+    except Exception as exc:  # a store that cannot be opened: the counts say why, the ledger is unknown
+        out = collect(config, tables=False)
+        out["tables"] = {"error": f"database not readable: {exc}"}
+        out["ledger"] = {"available": False, "reason": f"stored: {exc}"}
+        return out
+
+
+def collect(
+    config: Config,
+    *,
+    tables: bool = True,
+    with_ledger: bool = False,
+    direct: bool = True,
+    query: QueryFn | None = None,
+    now: Callable[[], float] = time.time,
+) -> dict[str, Any]:
+    flow = redis_flow(config, now)
+    group = config.recorder.group
+    dlq_stream = flow["streams"].get(DLQ_STREAM, {}).get("length", 0)
+    out: dict[str, Any] = {
+        "redis": {"reachable": flow["reachable"], "error": flow["error"], "url": config.redis_url},
+        "streams": flow["streams"],
+        "totals": group_totals(flow["streams"], group) if flow["reachable"] else None,
+        "symbols": flow["symbols"],
+        "cursor": flow["cursor"],
+        "stats": flow["stats"],
+        "wal": wal_info(config),
+    }
+    out["tables"] = table_rows(config, direct=direct, query=query) if tables else {}
+    table_dlq = out["tables"].get(DEAD_LETTERS, {}).get("rows") if isinstance(out["tables"], dict) else None
+    out["dlq"] = {"stream": dlq_stream if flow["reachable"] else None, "table": table_dlq}
+    if with_ledger:
+        out["ledger"] = ledger(config, direct=direct, query=query)
+    return out
+
+
+def drain_state(config: Config) -> tuple[bool, dict[str, Any]]:
+    """Drained = every stream has the recorder group with nothing pending and nothing unread."""
+    group = config.recorder.group
+    flow = redis_flow(config)
+    if not flow["reachable"]:
+        return False, {"error": flow["error"]}
+    remaining = {}
+    for key, info in flow["streams"].items():
+        g = info["groups"].get(group)
+        if g is None:
+            if info["length"] > 0:
+                remaining[key] = {"pending": 0, "lag": info["length"], "note": f"no group {group!r}"}
+            continue
+        if g["pending"] or g["lag"] != 0:
+            remaining[key] = {"pending": g["pending"], "lag": g["lag"]}
+    return not remaining, remaining
+
+
+def counts_line(flow: dict[str, Any]) -> str:
+    totals = flow.get("totals") or {}
+    tables = flow.get("tables") or {}
+    table_text = (
+        tables["error"]
+        if "error" in tables
+        else ", ".join(f"{name} {info['rows']:,}" for name, info in tables.items())
+    )
+    wal = flow.get("wal") or {}
+    return (
+        f"streams {len(flow.get('streams') or {})} ({totals.get('stream_entries', 'n/a')} entries, "
+        f"pending {totals.get('pending', 'n/a')}, lag {totals.get('lag', 'n/a')}); "
+        f"WAL {wal.get('segments', 'n/a')} segments / {wal.get('bytes', 'n/a')} bytes; "
+        f"DLQ stream {flow.get('dlq', {}).get('stream')} table {flow.get('dlq', {}).get('table')}; "
+        f"DB rows: {table_text or 'none'}"
+    )

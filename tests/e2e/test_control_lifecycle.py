@@ -1,0 +1,170 @@
+"""`trading start|status|stop|restart|logs|snapshot` end to end: real supervisor, real valkey-server,
+fake venue/collector/recorder processes (the real ones are exercised in test_control_pipeline.py)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import psutil
+
+from hftops.config.paths import DataPaths
+from hftops.control.audit import AuditLog
+from tests.integration.control.fakes import managed_platform
+from tests.support.cli import trading
+
+
+def _events(platform) -> list[str]:  # type: ignore[no-untyped-def]
+    return [e["event"] for e in AuditLog(DataPaths(platform.config.data_dir).audit).entries()]
+
+
+def test_start_status_double_start_stop(tmp_path: Path) -> None:
+    overrides = {"supervisor": {"components": {"collector": {"cpu_affinity": [0]}}}}
+    with managed_platform(tmp_path, overrides) as (platform, env):
+        t0 = time.monotonic()
+        started = trading(platform, "start", env=env, timeout=60)
+        assert started.returncode == 0, started.stderr
+        assert time.monotonic() - t0 < 10
+        paths = DataPaths(platform.config.data_dir)
+        assert sorted(p.name for p in paths.run.glob("*.pid")) == [
+            "collector.pid",
+            "recorder.pid",
+            "redis.pid",
+            "supervisor.pid",
+            "venue.pid",
+        ]
+        assert oct(paths.run.stat().st_mode & 0o777) == oct(0o700)
+        assert list((paths.root / "backups").glob("config-*.yaml"))
+
+        result = trading(platform, "status", "--json", "--no-ledger", env=env)
+        status = json.loads(result.stdout)
+        assert result.returncode == 0, status
+        assert {"components", "streams", "tables", "ledger"} <= status.keys()
+        comps = status["components"]
+        for name in ("redis", "venue", "collector", "recorder", "api"):
+            assert comps[name]["state"] == "running", comps[name]
+            assert {"state", "pid", "uptime_s", "rss_bytes", "cpu_affinity", "restarts"} <= comps[name].keys()
+            assert psutil.pid_exists(comps[name]["pid"])
+        assert comps["collector"]["cpu_affinity"] == [0]
+        assert comps["engine"]["state"] == "disabled"
+        assert status["redis"]["reachable"]
+
+        again = trading(platform, "start", env=env)
+        assert again.returncode == 1
+        assert "already running" in again.stderr and str(comps["collector"]["pid"]) in again.stderr
+        assert (
+            json.loads(trading(platform, "status", "--json", env=env).stdout)["components"]["collector"][
+                "pid"
+            ]
+            == comps["collector"]["pid"]
+        )  # no second consumer/producer
+
+        restarted = trading(platform, "restart", env=env)  # ordered stop, then start
+        assert restarted.returncode == 0, restarted.stdout + restarted.stderr
+        fresh = json.loads(trading(platform, "status", "--json", "--no-ledger", env=env).stdout)["components"]
+        assert (
+            fresh["collector"]["state"] == "running"
+            and fresh["collector"]["pid"] != comps["collector"]["pid"]
+        )
+        for name in ("redis", "venue", "collector", "recorder"):
+            pid = comps[name]["pid"]
+            assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+        stopped = trading(platform, "stop", env=env)
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        assert "before:" in stopped.stdout and "after:" in stopped.stdout
+        assert not list(paths.run.glob("*.pid"))
+        stops = [e for e in _events(platform) if e.endswith("_STOP")]
+        assert stops[-5:] == ["API_STOP", "RECORDER_STOP", "COLLECTOR_STOP", "VENUE_STOP", "REDIS_STOP"]
+        assert _events(platform)[-2:] == ["SHUTDOWN_COMPLETE", "STATE_SNAPSHOT"]
+        assert (paths.snapshots / "latest.json").exists()
+        assert trading(platform, "status", "--no-ledger", env=env).returncode == 2
+        assert trading(platform, "audit", "verify", env=env).returncode == 0
+
+
+def test_logs_snapshot_and_emergency_stop_through_the_cli(tmp_path: Path) -> None:
+    with managed_platform(tmp_path) as (platform, env):
+        assert trading(platform, "start", env=env).returncode == 0
+        logs = trading(platform, "logs", "all", "-n", "20", env=env)
+        assert logs.returncode == 0 and "supervisor" in logs.stdout and "component ready" in logs.stdout
+        assert trading(platform, "logs", "nosuch", env=env).returncode == 2
+
+        snap = trading(platform, "snapshot", "--json", env=env)
+        data = json.loads(snap.stdout)
+        assert data["processes"]["collector"]["rss_bytes"] > 0
+        assert "open_files" in data["processes"]["collector"] and "connections" in data["processes"]["redis"]
+        assert "HugePages_Total" in data["hugepages"]
+
+        status = json.loads(trading(platform, "status", "--json", env=env).stdout)
+        t0 = time.monotonic()
+        halted = trading(platform, "emergency-stop", "--operator", "dave", env=env)
+        assert halted.returncode == 0, halted.stderr
+        assert time.monotonic() - t0 < 3  # the kill itself is bounded by 1 s; the rest is CLI start-up
+        for name in ("venue", "collector", "recorder"):
+            pid = status["components"][name]["pid"]
+            assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        latch = json.loads((DataPaths(platform.config.data_dir).state / "autonomy_latch.json").read_text())
+        assert latch["mode"] == "HALT" and latch["by"] == "dave"
+        after = json.loads(trading(platform, "status", "--json", env=env).stdout)
+        assert after["components"]["redis"]["state"] == "running"  # Redis and data intact
+        assert after["components"]["collector"]["state"] == "emergency_stopped"
+        assert after["exit_code"] == 1
+        assert "EMERGENCY_STOP" in _events(platform)
+
+        resumed = trading(platform, "start", "--operator", "dave", env=env)
+        assert resumed.returncode == 0, resumed.stderr
+        assert json.loads(trading(platform, "status", "--json", env=env).stdout)["exit_code"] == 0
+
+
+def test_foreground_start_and_ctrl_c_stop_in_order(tmp_path: Path) -> None:
+    """`make run`: the supervisor in the terminal with a live view; Ctrl-C = `trading stop`."""
+    import os
+    import pty
+    import select
+    import signal
+    import sys
+
+    from tests.support.waiting import wait_for
+
+    with managed_platform(tmp_path) as (platform, env):
+        pid, fd = pty.fork()
+        if pid == 0:  # pragma: no cover - the child
+            os.execve(sys.executable, [sys.executable, "-m", "hftops.cli.main", "start", "--foreground"], env)
+        output = bytearray()
+
+        def read() -> bytes:
+            while select.select([fd], [], [], 0.05)[0]:
+                try:
+                    chunk = os.read(fd, 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                output.extend(chunk)
+            return bytes(output)
+
+        try:
+            wait_for(lambda: b"platform ready" in read(), timeout_s=30, what="foreground start ready")
+            status = trading(platform, "status", "--json", "--no-ledger", env=env)
+            assert status.returncode == 0
+            assert trading(platform, "start", env=env).returncode == 1  # the foreground one counts too
+            os.kill(pid, signal.SIGINT)
+            exited: list[int] = []
+
+            def gone() -> bool:
+                read()  # keep draining the terminal so the child never blocks on output
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done == pid:
+                    exited.append(os.waitstatus_to_exitcode(status))
+                return bool(exited)
+
+            wait_for(gone, timeout_s=30, what="foreground supervisor exited")
+            assert exited == [0]
+        finally:
+            read()
+            os.close(fd)
+        text = bytes(output).decode(errors="replace")
+        assert "stopped recorder" in text and "stopped redis" in text
+        assert text.index("stopped recorder") < text.index("stopped collector") < text.index("stopped redis")
+        assert "SHUTDOWN_COMPLETE" in _events(platform)
