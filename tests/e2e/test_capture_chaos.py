@@ -16,7 +16,12 @@ from tests.support.cli import component_pid, kill9, trading, trading_json, wait_
 from tests.support.platform import TestPlatform
 from tests.support.waiting import wait_for
 
-RATE = {"simulator": {"rate": 5000, "seed": 7}, "venue": {"symbols": ["BTCUSDT", "ETHUSDT", "SOLUSDT"]}}
+# The watchdog must keep restarting through every round: a short backoff and a start limit above the rounds.
+RATE = {
+    "simulator": {"rate": 5000, "seed": 7},
+    "venue": {"symbols": ["BTCUSDT", "ETHUSDT", "SOLUSDT"]},
+    "supervisor": {"start_limit_burst": 50, "backoff_initial_s": 0.2, "backoff_max_s": 2.0},
+}
 ROUNDS = int(os.environ.get("HFT_CHAOS_ROUNDS", "5"))
 
 

@@ -1,22 +1,14 @@
-"""The control plane with the real venue, collector and recorder (skipped until they are installed)."""
+"""The control plane with the real venue, collector and recorder."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.support.cli import trading
 from tests.support.platform import TestPlatform as Platform
 from tests.support.waiting import wait_for
-
-REAL = ("hftops.venue.__main__", "hftops.pipeline.collector.__main__", "hftops.pipeline.recorder.__main__")
-pytestmark = pytest.mark.skipif(
-    any(importlib.util.find_spec(m) is None for m in REAL), reason="the real components are not installed yet"
-)
 
 
 def _stored(platform: Platform, env: dict[str, str]) -> int:

@@ -22,6 +22,8 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass
 class TestPlatform:
+    __test__ = False  # a fixture helper, not a test class
+
     root: Path
     overrides: dict[str, Any] = field(default_factory=dict)
 
