@@ -10,3 +10,4 @@ DEAD_LETTERS: Final = "dead_letters"
 
 MARKET_TABLES: Final = (MARKET_TRADES, MARKET_BBO)
 ALL_TABLES: Final = (MARKET_TRADES, MARKET_BBO, DEAD_LETTERS)
+DEAD_LETTER_REPLAYS: Final = "dead_letter_replays"  # dead letters re-injected by `trading dlq replay`

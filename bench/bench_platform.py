@@ -1,0 +1,54 @@
+"""A throw-away platform for benchmarks: temp data dir, free ports, driven through the real `trading` command."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from tests.support.ports import free_port
+
+SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "ADAUSDT", "DOGEUSDT", "LTCUSDT",
+           "AVAXUSDT", "LINKUSDT"]
+
+
+class BenchPlatform:
+    def __init__(self, root: Path, symbols: int) -> None:
+        self.root = root
+        self.data_dir = root / "var"
+        self.tree: dict[str, Any] = {
+            "data_dir": str(self.data_dir),
+            "venue": {"symbols": SYMBOLS[:symbols]},
+            "simulator": {"ws_port": free_port(), "rest_port": free_port(), "rate": 1000, "burst_factor": 1.0},
+            "redis": {"port": free_port()},
+            "recorder": {"query_port": free_port()},
+            "api": {"port": free_port()},
+        }
+        self.config_path = root / "bench.yaml"
+        self.config_path.write_text(yaml.safe_dump(self.tree))
+        self.env = {"HFT_CONFIG": str(self.config_path), "PATH": "/usr/bin:/bin"}
+        self.redis_url = f"redis://127.0.0.1:{self.tree['redis']['port']}/0"
+        self.rest = f"http://127.0.0.1:{self.tree['simulator']['rest_port']}"
+        self.query_url = f"http://127.0.0.1:{self.tree['recorder']['query_port']}/query"
+
+    def trading(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "hftops.cli.main", *args], env=self.env,
+                              capture_output=True, text=True, timeout=timeout)
+
+    def pids(self) -> dict[str, int]:
+        out = self.trading("status", "--json")
+        status = json.loads(out.stdout)
+        return {name: int(c["pid"]) for name, c in status["components"].items() if c.get("pid")}
+
+    def query(self, sql: str) -> list[list[Any]]:
+        response = httpx.post(self.query_url, json={"sql": sql}, timeout=30)
+        response.raise_for_status()
+        return response.json()["rows"]
+
+    def published(self) -> int:
+        truth = httpx.get(f"{self.rest}/admin/ground-truth", timeout=10).json()
+        return sum(s["published"] + s.get("bbo_published", 0) for s in truth["symbols"].values())

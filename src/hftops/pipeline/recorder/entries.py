@@ -1,0 +1,157 @@
+"""Stream entries as the recorder reads them: decoded market-data batches, dead letters, or poison."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+import msgspec
+
+from hftops.model.market import BBO_BATCH_DECODER, TRADE_BATCH_DECODER, BboRow, DeadLetter, TradeRow
+from hftops.model.streams import (
+    DLQ_STREAM,
+    ENTRY_VERSION,
+    F_COUNT,
+    F_DATA,
+    F_FLUSH_NS,
+    F_HI,
+    F_LO,
+    F_VERSION,
+    MdKind,
+    parse_md_stream,
+)
+from hftops.pipeline.recorder.idset import Key, strictly_increasing
+
+_F_VERSION, _F_COUNT, _F_LO, _F_HI, _F_DATA, _F_FLUSH = (
+    f.encode() for f in (F_VERSION, F_COUNT, F_LO, F_HI, F_DATA, F_FLUSH_NS)
+)
+_DEAD_LETTER = msgspec.msgpack.Decoder(DeadLetter)
+
+Fields = dict[bytes, bytes]
+
+
+@dataclass(slots=True)
+class MdEntry:
+    stream: str
+    entry_id: bytes
+    key: Key
+    rows: list[TradeRow] | list[BboRow]
+    lo: int
+    hi: int
+    ordered: bool  # ids strictly increasing: the fast path of the id registry applies
+    header_mismatch: bool  # n/lo/hi fields disagree with the rows (the rows win)
+    redelivered: bool = False
+
+
+@dataclass(slots=True)
+class DlqEntry:
+    stream: str
+    entry_id: bytes
+    letter: DeadLetter
+    redelivered: bool = False  # seen before (pending re-read, claim): check the table before inserting
+
+
+@dataclass(slots=True)
+class PoisonEntry:
+    """An entry that cannot be stored: it goes to ops:dlq with its original fields, then is acked."""
+
+    stream: str
+    entry_id: bytes
+    fields: Fields
+    reason: str
+    detail: str
+    key: Key | None = None
+    header_ids: tuple[int, int, int] | None = field(default=None)  # (n, lo, hi) when the header parses
+
+
+@dataclass(slots=True)
+class EmptyEntry:
+    """A well-formed entry with no rows: nothing to store; acked and counted."""
+
+    stream: str
+    entry_id: bytes
+
+
+Entry = MdEntry | DlqEntry | PoisonEntry | EmptyEntry
+
+
+def _int_field(fields: Fields, name: bytes) -> int | None:
+    raw = fields.get(name)
+    if raw is None:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        return None
+
+
+def header_ids(fields: Fields) -> tuple[int, int, int] | None:
+    n, lo, hi = (_int_field(fields, f) for f in (_F_COUNT, _F_LO, _F_HI))
+    if n is None or lo is None or hi is None or n < 1 or hi < lo:
+        return None
+    return n, lo, hi
+
+
+@functools.lru_cache(maxsize=4096)
+def stream_key(stream: str) -> Key:
+    return Key(*parse_md_stream(stream))
+
+
+def decode_entry(stream: str, entry_id: bytes, fields: Fields, redelivered: bool = False) -> Entry:
+    if stream == DLQ_STREAM:
+        return _decode_dead_letter(stream, entry_id, fields, redelivered)
+    key = stream_key(stream)
+    kind = key.kind
+
+    def poison(reason: str, detail: str) -> PoisonEntry:
+        return PoisonEntry(stream, entry_id, fields, reason, f"{stream} entry {entry_id.decode()}: {detail}",
+                           key, header_ids(fields))
+
+    if not fields:
+        return poison("entry_deleted", "the entry was deleted from the stream while pending; its data is gone")
+    version = fields.get(_F_VERSION)
+    if version != ENTRY_VERSION:
+        return poison("unknown_entry_version", f"field v is {version!r}, this recorder reads v={ENTRY_VERSION!r}")
+    data = fields.get(_F_DATA)
+    if data is None:
+        return poison("missing_field", "no field d (the msgpack rows)")
+    decoder = TRADE_BATCH_DECODER if kind is MdKind.TRADE else BBO_BATCH_DECODER
+    try:
+        rows = decoder.decode(data)
+    except (msgspec.DecodeError, ValueError) as exc:
+        return poison("undecodable_entry", f"field d is not a msgpack list of {kind.value} rows: {exc}")
+    if not rows:
+        return EmptyEntry(stream, entry_id)
+    ids = [row.trade_id for row in rows] if kind is MdKind.TRADE else [row.update_id for row in rows]  # type: ignore[union-attr]
+    ordered = strictly_increasing(ids)
+    lo, hi = (ids[0], ids[-1]) if ordered else (min(ids), max(ids))
+    header = (_int_field(fields, _F_COUNT), _int_field(fields, _F_LO), _int_field(fields, _F_HI))
+    return MdEntry(stream, entry_id, key, rows, lo, hi, ordered, header != (len(rows), lo, hi), redelivered)
+
+
+def _decode_dead_letter(stream: str, entry_id: bytes, fields: Fields, redelivered: bool) -> DlqEntry:
+    # Never poison a dead letter (that would loop through ops:dlq): store whatever can be read of it.
+    data = fields.get(_F_DATA)
+    letter: DeadLetter | None = None
+    problem = ""
+    if data is not None:
+        try:
+            letter = _DEAD_LETTER.decode(data)
+        except (msgspec.DecodeError, ValueError) as exc:
+            problem = f"field d is not a msgpack DeadLetter: {exc}"
+    else:
+        problem = "no field d"
+    if letter is None:
+        source = fields.get(b"source", b"unknown").decode(errors="replace")
+        reason = fields.get(b"reason", b"unknown").decode(errors="replace")
+        letter = DeadLetter(
+            source=source, reason=reason,
+            detail=f"undecodable dead letter {entry_id.decode()} ({problem}); payload holds its raw fields",
+            payload=msgspec.msgpack.encode({k.decode(errors="replace"): v for k, v in fields.items()}),
+            time_ns=int(entry_id.split(b"-")[0]) * 1_000_000,
+        )
+    return DlqEntry(stream, entry_id, letter, redelivered)
+
+
+def flush_ns(fields: Fields) -> int | None:
+    return _int_field(fields, _F_FLUSH)
