@@ -17,6 +17,9 @@ EXIT_DEGRADED = 1
 EXIT_STOPPED = 2
 
 
+FLOW_KEYS = ("streams", "tables", "symbols", "wal", "dlq", "redis", "totals", "stats", "cursor")
+
+
 def health(status: dict[str, Any]) -> tuple[str, int]:
     """healthy (0): every enabled component running with live heartbeats; stopped (2): no pipeline
     component runs; degraded (1): anything in between."""
@@ -76,24 +79,27 @@ def offline_status(config: Config, *, with_ledger: bool = True) -> dict[str, Any
         }
     )
     supervisor = pidfiles.live(SUPERVISOR)
-    status = {
-        "supervisor": {
+    return assemble(
+        {
             "pid": supervisor.pid if supervisor else None,
             "phase": "unresponsive" if supervisor else "down",
             "restarts_blocked": latch.restarts_blocked(paths),
             "latch": latch.read_latch(paths),
         },
+        components,
+        flow,
+        ledger,
+    )
+
+
+def assemble(supervisor: dict[str, Any], components: dict[str, Any], flow: dict[str, Any],
+             ledger: dict[str, Any]) -> dict[str, Any]:
+    """The one shape of `status --json` and `GET /api/status`, whoever computed the parts."""
+    status: dict[str, Any] = {
+        "supervisor": supervisor,
         "components": components,
-        "streams": flow["streams"],
-        "tables": flow["tables"],
         "ledger": ledger,
-        "symbols": flow["symbols"],
-        "wal": flow["wal"],
-        "dlq": flow["dlq"],
-        "redis": flow["redis"],
-        "totals": flow["totals"],
-        "stats": flow["stats"],
-        "cursor": flow["cursor"],
+        **{key: flow[key] for key in FLOW_KEYS},
     }
     status["health"], status["exit_code"] = health(status)
     return status

@@ -22,7 +22,7 @@ from hftops.control.procinfo import available_cpus, process_facts
 from hftops.control.registry import Registry
 from hftops.control.runner import RunState, StartFailed, StopResult
 from hftops.control.shutdown import ShutdownPlan, ShutdownReport, ordered_shutdown
-from hftops.control.status import health
+from hftops.control.status import assemble
 from hftops.model.components import API, COMPONENT_NAMES, REDIS
 
 log = structlog.get_logger("supervisor")
@@ -372,22 +372,7 @@ class Supervisor:
     async def status(self, with_ledger: bool = True) -> dict[str, Any]:
         components = self.components_status()
         flow, ledger = await self.dataflow(with_ledger)
-        status = {
-            "supervisor": self.supervisor_info(),
-            "components": components,
-            "streams": flow["streams"],
-            "tables": flow["tables"],
-            "ledger": ledger,
-            "symbols": flow["symbols"],
-            "wal": flow["wal"],
-            "dlq": flow["dlq"],
-            "redis": flow["redis"],
-            "totals": flow["totals"],
-            "stats": flow["stats"],
-            "cursor": flow["cursor"],
-        }
-        status["health"], status["exit_code"] = health(status)
-        return status
+        return assemble(self.supervisor_info(), components, flow, ledger)
 
     # -- teardown ------------------------------------------------------------------------------------
     async def close(self) -> None:
