@@ -26,8 +26,8 @@ def _audit(platform, event: str) -> list[dict]:  # type: ignore[no-untyped-def]
 
 
 def test_a_component_ignoring_sigterm_is_killed_after_the_timeout(tmp_path: Path) -> None:
-    overrides = {"supervisor": {"components": {"collector": {"stop_timeout_s": 2}}}}
-    with managed_platform(tmp_path, overrides, collector=["--mode", "ignore-term"]) as (platform, env):
+    # The default stop timeout (10 s) is the contract operators rely on, so the test uses it unchanged.
+    with managed_platform(tmp_path, {}, collector=["--mode", "ignore-term"]) as (platform, env):
         assert trading(platform, "start", env=env).returncode == 0
         pid = json.loads(trading(platform, "status", "--json", env=env).stdout)["components"]["collector"][
             "pid"
@@ -36,7 +36,7 @@ def test_a_component_ignoring_sigterm_is_killed_after_the_timeout(tmp_path: Path
         assert result.returncode == 3, result.stdout + result.stderr
         report = json.loads(result.stdout)
         step = next(s for s in report["steps"] if s["component"] == "collector")
-        assert step["forced"] and 1.9 <= step["duration_s"] <= 3.5
+        assert step["forced"] and 9.0 <= step["duration_s"] <= 11.0
         assert report["forced"] == ["collector"]
         forced = _audit(platform, "FORCED_KILL")
         assert (
