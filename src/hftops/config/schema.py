@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -59,6 +60,11 @@ class SimulatorConfig(Section):
     send_buffer_max_bytes: int = Field(
         16 * 1024**2, ge=65536, description="unsent bytes at which a slow WebSocket client is disconnected"
     )
+    wallet_usdt: float = Field(100_000.0, ge=0, description="simulated account's starting USDT wallet balance")
+    default_leverage: int = Field(10, ge=1, le=125, description="simulated account's leverage per symbol until set")
+    maker_fee_rate: float = Field(0.0002, ge=0, le=0.01, description="simulated maker fee, fraction of notional")
+    taker_fee_rate: float = Field(0.0005, ge=0, le=0.01, description="simulated taker fee, fraction of notional")
+    depth_levels: int = Field(10, ge=1, le=1000, description="price levels modelled behind the simulated touch")
 
 
 class RedisConfig(Section):
@@ -165,6 +171,86 @@ class LogConfig(Section):
     backups: int = Field(5, ge=1, le=100, description="rotated log files kept per component")
 
 
+class LimitsConfig(Section):
+    """Order limits of one strategy, applied per symbol by the engine's gate chain."""
+
+    max_position_qty: Decimal = Field(Decimal("1"), gt=0, description="max |position| per symbol, base units")
+    max_notional: Decimal = Field(
+        Decimal("100000"), gt=0, description="max |position| x price per symbol, quote currency"
+    )
+    max_order_qty: Decimal = Field(Decimal("0.5"), gt=0, description="larger orders are clamped to this")
+    price_band_bps: Decimal = Field(Decimal("100"), gt=0, description="LIMIT price at most this far from the mid")
+    max_orders_per_s: float = Field(20.0, gt=0, description="new/amend orders per second per strategy")
+    order_burst: int = Field(40, ge=1, description="orders allowed in a burst above max_orders_per_s")
+
+
+class StrategyConfig(Section):
+    """One strategy instance: `path` is `package.module:Class` or `package.module.Class`."""
+
+    id: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,31}$", description="strategy id in orders, positions, metrics")
+    path: str = Field(description="dotted path of the Strategy subclass")
+    symbols: tuple[str, ...] = Field(description="symbols it trades (must be in venue.symbols)")
+    params: dict[str, Any] = Field(default_factory=dict, description="passed to the strategy unchanged")
+    enabled: bool = Field(True, description="load this strategy")
+    limits: LimitsConfig | None = Field(None, description="overrides engine.limits for this strategy")
+
+
+def _default_strategies() -> tuple[StrategyConfig, ...]:
+    return (
+        StrategyConfig(
+            id="mm1",
+            path="hftops.engine.strategies.market_maker:QuotingMarketMaker",
+            symbols=("BTCUSDT",),
+            params={"qty": "0.01", "half_spread_bps": "5", "max_inventory": "0.05", "tick": "0.1"},
+        ),
+        StrategyConfig(
+            id="mom1",
+            path="hftops.engine.strategies.momentum:MomentumTaker",
+            symbols=("ETHUSDT",),
+            params={"fast": 20, "slow": 100, "qty": "0.1", "max_position": "0.3"},
+        ),
+    )
+
+
+class EngineConfig(Section):
+    """The trading engine: which strategies run and the limits of the gate chain."""
+
+    strategies: tuple[StrategyConfig, ...] = Field(
+        default_factory=_default_strategies, description="strategies to run (ids unique)"
+    )
+    limits: LimitsConfig = Field(default_factory=LimitsConfig, description="default limits of every strategy")
+    initial_equity: Decimal = Field(Decimal("100000"), ge=0, description="equity before any PnL, quote currency")
+    checkpoint_interval_s: float = Field(5.0, gt=0, description="write the position checkpoint this often")
+    recon_interval_s: float = Field(5.0, gt=0, description="compare positions with the broker this often")
+    recon_drift_checks: int = Field(3, ge=1, description="drift must persist this many checks to be reported")
+    cancel_on_stop: bool = Field(True, description="cancel resting orders when the engine stops")
+
+    @field_validator("strategies")
+    @classmethod
+    def _unique_ids(cls, value: tuple[StrategyConfig, ...]) -> tuple[StrategyConfig, ...]:
+        ids = [s.id for s in value]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"strategy ids must be unique, got {ids}")
+        if "MANUAL" in ids:
+            raise ValueError("strategy id MANUAL is reserved for positions adopted from the broker")
+        return value
+
+
+class BrokerConfig(Section):
+    """The broker adapter (Binance USD-M futures REST + user-data stream). URLs default to the venue's."""
+
+    rest_url: str | None = Field(None, description="REST base, e.g. https://demo-fapi.binance.com; None: venue's")
+    ws_url: str | None = Field(None, description="user-data WebSocket base; None: the venue's ws base")
+    api_key_env: str = Field("HFT_BROKER_API_KEY", description="name of the env var holding the API key")
+    api_secret_env: str = Field("HFT_BROKER_API_SECRET", description="name of the env var holding the secret")
+    recv_window_ms: int = Field(5000, ge=1, le=60000, description="Binance recvWindow of signed requests")
+    timeout_s: float = Field(5.0, gt=0, description="timeout of one REST request")
+    max_attempts: int = Field(3, ge=1, le=10, description="tries of one request on retryable errors")
+    listen_key_keepalive_s: float = Field(1800.0, gt=0, description="PUT /fapi/v1/listenKey this often")
+    reconnect_initial_s: float = Field(0.5, gt=0, description="first user-stream reconnect delay (doubles)")
+    reconnect_max_s: float = Field(30.0, gt=0, description="user-stream reconnect delay cap")
+
+
 class Config(Section):
     data_dir: Path = Field(Path("./var"), description="every piece of state lives under it (HFT_DATA_DIR)")
     venue: VenueConfig = VenueConfig()
@@ -176,11 +262,26 @@ class Config(Section):
     api: ApiConfig = ApiConfig()
     supervisor: SupervisorConfig = SupervisorConfig()
     log: LogConfig = LogConfig()
+    engine: EngineConfig = EngineConfig()
+    broker: BrokerConfig = BrokerConfig()
 
     @model_validator(mode="after")
     def _simulated_venue_has_no_urls(self) -> Config:
         if self.venue.kind != "simulated" and not (self.venue.ws_url and self.venue.rest_url):
             raise ValueError("venue.ws_url and venue.rest_url are required when venue.kind is not 'simulated'")
+        return self
+
+    @model_validator(mode="after")
+    def _strategy_symbols_are_captured(self) -> Config:
+        if "strategies" not in self.engine.model_fields_set:
+            return self  # the demo defaults trade only the symbols that are captured (engine.loader)
+        for strategy in self.engine.strategies:
+            missing = sorted(set(strategy.symbols) - set(self.venue.symbols))
+            if strategy.enabled and missing:
+                raise ValueError(
+                    f"engine.strategies[{strategy.id}].symbols {missing} are not in venue.symbols "
+                    f"{list(self.venue.symbols)}; add them there or remove them from the strategy"
+                )
         return self
 
     def component(self, name: str) -> ComponentConfig:
@@ -197,6 +298,14 @@ class Config(Section):
         if self.venue.rest_url:
             return self.venue.rest_url.rstrip("/")
         return f"http://{self.simulator.host}:{self.simulator.rest_port}"
+
+    @property
+    def broker_rest_url(self) -> str:
+        return self.broker.rest_url.rstrip("/") if self.broker.rest_url else self.rest_base_url
+
+    @property
+    def broker_ws_url(self) -> str:
+        return self.broker.ws_url.rstrip("/") if self.broker.ws_url else self.ws_base_url
 
     @property
     def redis_url(self) -> str:

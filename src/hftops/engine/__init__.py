@@ -1,0 +1,1 @@
+"""The trading engine: strategies, the gate chain, positions and PnL, checkpoint and reconciliation."""
