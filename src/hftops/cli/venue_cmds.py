@@ -27,6 +27,11 @@ FAULT_NAMES = (
     "rest_fail",
     "rest_slow",
     "down",
+    "reject_orders",
+    "delay_acks",
+    "drop_user_stream",
+    "malformed_json",
+    "position_drift",
 )
 
 
@@ -106,7 +111,8 @@ def fault(
         None, "--kind", help="malformed: bad_json|missing_field|wrong_type|nan_price|negative_price|oversized"
     ),
     status: int | None = typer.Option(None, "--status", help="rest_fail: 429|500|503"),
-    ms: float | None = typer.Option(None, "--ms", help="rest_slow: delay of every REST answer"),
+    ms: float | None = typer.Option(None, "--ms", help="rest_slow, delay_acks: delay in milliseconds"),
+    qty: str | None = typer.Option(None, "--qty", help="position_drift: signed base quantity added to reports"),
     config_path: Path | None = CONFIG_OPTION,
 ) -> None:
     """Inject a fault into the simulated venue."""
@@ -118,6 +124,7 @@ def fault(
         "kind": kind,
         "status": status,
         "ms": ms,
+        "qty": qty,
     }
     answer = _call(
         _config(config_path), "POST", "/admin/fault", {k: v for k, v in body.items() if v is not None}

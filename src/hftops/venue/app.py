@@ -18,17 +18,19 @@ from typing import Any
 import msgspec
 import structlog
 import uvicorn
-from websockets.asyncio.server import Server, serve
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.http11 import Request, Response
 
 from hftops.config import Config
 from hftops.config.paths import DataPaths
 from hftops.lifecycle import notify_ready, notify_status, notify_stopping, notify_watchdog
 from hftops.venue.faults import FaultBook, FaultName, FaultRequest
 from hftops.venue.ground_truth import GroundTruth
-from hftops.venue.hub import Hub
+from hftops.venue.hub import Hub, json_response
 from hftops.venue.market import Market, RateSchedule
 from hftops.venue.rest import build_rest_app
 from hftops.venue.symbols import SymbolSpec, spec_for
+from hftops.venue.trading.service import Trading, build_trading
 from hftops.venue.wire import StreamKind
 
 TICK_S = 0.001
@@ -71,8 +73,10 @@ class Venue:
         hub: Hub,
         clock: Callable[[], float],
         wall_ms: Callable[[], int],
+        trading: Trading | None = None,
     ) -> None:
         self.config = config
+        self.trading = trading
         self.specs = {s.symbol: s for s in specs}
         self.ground_truth = ground_truth
         self.faults = faults
@@ -118,6 +122,8 @@ class Venue:
         )
         if request.fault in (FaultName.DROP_CONNECTIONS, FaultName.DOWN):
             dropped = self.hub.drop_all(f"fault injection: {request.fault}")
+            if self.trading is not None:
+                dropped += self.trading.streams.drop_all()
             self.faults.counters.connections_dropped += dropped
 
     def clear_faults(self) -> None:
@@ -143,6 +149,15 @@ class Venue:
             "ground_truth_write_errors": self.market.write_errors,
             "hub": asdict(self.hub.counters),
             "faults": self.faults.describe(),
+            "trading": None
+            if self.trading is None
+            else {
+                "orders": len(self.trading.desk.orders),
+                "open_orders": len(self.trading.desk.open_orders()),
+                "fills": len(self.trading.journal.fills),
+                "user_stream_connections": len(self.trading.streams.conns),
+                "user_stream_events": self.trading.streams.events_sent,
+            },
         }
 
     def stop(self) -> None:
@@ -153,17 +168,22 @@ class Venue:
     async def _publish_loop(self) -> None:
         step, publish, clock, wall_ms = self.market.step, self.hub.publish, self.clock, self.wall_ms
         meter = self.meter
+        on_tick = self.trading.on_tick if self.trading is not None else None
         while True:
             tick = step(clock(), wall_ms())
             if tick is not None:
                 meter.generated += tick.messages
                 publish(tick)
+                if on_tick is not None:
+                    on_tick(tick)  # resting orders meet the touch the market just published
             await asyncio.sleep(TICK_S)
 
     async def _stats_loop(self) -> None:
         while True:
             notify_watchdog()
             self.meter.sample(self.clock(), self.hub.counters.frames_sent)
+            if self.trading is not None:
+                self.trading.streams.housekeeping()
             await asyncio.sleep(STATS_INTERVAL_S)
 
     async def run(self) -> int:
@@ -173,10 +193,10 @@ class Venue:
             loop.add_signal_handler(sig, self._stop.set)
         sim = self.config.simulator
         ws_server = await serve(
-            self.hub.handle,
+            self._ws_handle,
             sim.host,
             sim.ws_port,
-            process_request=self.hub.process_request,
+            process_request=self._ws_process_request,
             compression=None,
             max_size=65536,
             ping_interval=20,
@@ -224,6 +244,18 @@ class Venue:
         await self._shutdown(ws_server, rest_server, tasks, stop_task)
         return 1 if failed else 0
 
+    def _ws_process_request(self, conn: ServerConnection, request: Request) -> Response | None:
+        if self.trading is not None and self.trading.streams.claims(request.path):
+            return self.trading.streams.process_request(conn, request)
+        return self.hub.process_request(conn, request)
+
+    async def _ws_handle(self, conn: ServerConnection) -> None:
+        path = conn.request.path if conn.request else ""
+        if self.trading is not None and self.trading.streams.claims(path):
+            await self.trading.streams.handle(conn)
+        else:
+            await self.hub.handle(conn)
+
     async def _shutdown(
         self,
         ws_server: Server,
@@ -247,6 +279,8 @@ class Venue:
             await asyncio.wait_for(tasks[0], SHUTDOWN_GRACE_S)
         # Records are written each tick before sending, so closing the files loses nothing.
         self.ground_truth.close()
+        if self.trading is not None:
+            self.trading.close()
         log.info("venue.stopped", published={s: self.market.published(s) for s in self.specs})
 
 
@@ -271,4 +305,19 @@ def build_venue(
     market = Market(specs, ground_truth, faults, schedule, sim.seed, sim.bbo_share, book_ticker=venue.bbo)
     trade_kind = StreamKind.AGG_TRADE if venue.trade_stream == "aggTrade" else StreamKind.TRADE
     hub = Hub(specs, faults, trade_kind, sim.max_frame_bytes, sim.send_buffer_max_bytes, clock)
-    return Venue(config, specs, ground_truth, faults, market, hub, clock, wall_ms)
+    trading = build_trading(
+        specs,
+        {s.symbol: market.trades[s.symbol].price for s in specs},
+        DataPaths(config.data_dir).venue_state / venue.name / "trading",
+        faults.trading,
+        lambda: faults.is_down(clock()),
+        clock,
+        wall_ms,
+        json_response,
+        wallet=sim.wallet_usdt,
+        default_leverage=sim.default_leverage,
+        maker_rate=sim.maker_fee_rate,
+        taker_rate=sim.taker_fee_rate,
+        depth_levels=sim.depth_levels,
+    )
+    return Venue(config, specs, ground_truth, faults, market, hub, clock, wall_ms, trading)

@@ -8,6 +8,8 @@ admin API stays up) and pauses generation, so nothing is published that no clien
 `rest_fail` without `count` lasts until cleared; `malformed` targets `symbol` (default: the first configured
 symbol) on whichever trade stream a connection subscribed, one frame per tick until `count` were sent, and
 waits while no connection subscribes to that stream; `skip_ids` ids are recorded and served by REST.
+Trading faults (reject_orders, delay_acks, drop_user_stream, malformed_json, position_drift) are kept in
+`self.trading` (`venue.trading.faults`); `rest_fail`, `rest_slow` and `down` hit the trading REST as well.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 import msgspec
 
 from hftops.venue.symbols import SymbolSpec
+from hftops.venue.trading.faults import TRADING_FAULTS, TradingFaults
 from hftops.venue.wire import StreamKind
 
 
@@ -33,6 +36,12 @@ class FaultName(StrEnum):
     REST_FAIL = "rest_fail"
     REST_SLOW = "rest_slow"
     DOWN = "down"
+    # trading side (semantics in hftops.venue.trading.faults)
+    REJECT_ORDERS = "reject_orders"
+    DELAY_ACKS = "delay_acks"
+    DROP_USER_STREAM = "drop_user_stream"
+    MALFORMED_JSON = "malformed_json"
+    POSITION_DRIFT = "position_drift"
 
 
 class MalformedKind(StrEnum):
@@ -57,6 +66,7 @@ class FaultRequest(msgspec.Struct, forbid_unknown_fields=True):
     kind: str | None = None
     status: int | None = None
     ms: float | None = None
+    qty: float | str | None = None  # position_drift: signed base quantity
 
 
 class FaultError(ValueError):
@@ -92,6 +102,7 @@ class FaultBook:
         self.rest_slow_ms: float = 0.0
         self.down_until: float | None = None
         self.counters = FaultCounters()
+        self.trading = TradingFaults(clock)
 
     # ---------------------------------------------------------------- requests
 
@@ -138,6 +149,15 @@ class FaultBook:
             if ms is None or ms < 0 or ms > 60_000:
                 raise FaultError(f"rest_slow needs ms between 0 and 60000 (got {ms!r})")
             self.rest_slow_ms = float(ms)
+        elif name.value in TRADING_FAULTS:
+            drift_symbol = self._symbol(request, required=True) if name is FaultName.POSITION_DRIFT else None
+            if request.count is not None:
+                self._count(request.count, default=None)
+            refuse_s = self._positive(request.seconds, "seconds", optional=True)
+            try:
+                self.trading.apply(name.value, drift_symbol, request.count, request.ms, request.qty, refuse_s)
+            except ValueError as exc:
+                raise FaultError(str(exc)) from None
         elif name is FaultName.DOWN:
             seconds = self._positive(request.seconds, "seconds", optional=False)
             assert seconds is not None
@@ -181,6 +201,7 @@ class FaultBook:
         self.rest_fail_status = self.rest_fail_remaining = None
         self.rest_slow_ms = 0.0
         self.down_until = None
+        self.trading.clear()
 
     # ---------------------------------------------------------------- queries made while publishing
 
@@ -254,6 +275,7 @@ class FaultBook:
             "rest_slow_ms": self.rest_slow_ms,
             "down_remaining_s": round(self.down_until - now, 3) if down and self.down_until else None,
             "counters": asdict(self.counters),
+            "trading": self.trading.describe(),
         }
 
 

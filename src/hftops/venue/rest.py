@@ -1,5 +1,6 @@
 """HTTP side of the simulated venue: Binance REST (exchangeInfo, aggTrades, historicalTrades, ping, time)
-and the admin API (ground truth, publishing, rate, faults, stats).
+and the admin API (ground truth, publishing, rate, faults, stats). The signed order/account endpoints and
+the trading ground truth (/admin/orders, /admin/fills, /admin/positions) live in `venue.trading.routes`.
 
 Binance endpoints answer bad parameters with HTTP 400 and Binance's {"code", "msg"}; admin endpoints answer
 bad bodies with HTTP 400 and {"error": "..."} naming the field.
@@ -17,6 +18,7 @@ from fastapi.responses import Response
 
 from hftops.venue.faults import FaultError, FaultRequest
 from hftops.venue.symbols import SymbolSpec
+from hftops.venue.trading.routes import trading_routes
 from hftops.venue.wire import rest_agg_trades, rest_historical_trades
 
 if TYPE_CHECKING:
@@ -150,6 +152,8 @@ def build_rest_app(venue: Venue) -> FastAPI:
         return await gate() or json_ok({"serverTime": venue.wall_ms()})
 
     _admin_routes(app, venue)
+    if venue.trading is not None:
+        trading_routes(app, venue, venue.trading, gate)
     return app
 
 

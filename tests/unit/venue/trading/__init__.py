@@ -1,0 +1,1 @@
+"""Trading side of the simulated venue: matching, margin, signing, journal."""
