@@ -36,6 +36,8 @@ class TestPlatform:
             "redis": {"port": free_port()},
             "recorder": {"query_port": free_port(), "disk_free_min_bytes": 0},
             "api": {"port": free_port()},
+            # The engine trades and loads the box; tests that want it enable it (tests/integration/engine).
+            "supervisor": {"components": {"engine": {"enabled": False}}},
         }
         self.write(_merge(base, self.overrides))
 

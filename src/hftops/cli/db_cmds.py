@@ -42,8 +42,10 @@ def _recorder_health(config: Config) -> dict[str, object] | None:
 
 
 @fault_app.command("down")
-def down(reason: str = typer.Option("drill", "--reason", help="why (written into the switch file)"),
-         config_path: Path | None = CONFIG_OPTION) -> None:
+def down(
+    reason: str = typer.Option("drill", "--reason", help="why (written into the switch file)"),
+    config_path: Path | None = CONFIG_OPTION,
+) -> None:
     """Turn the fault on: inserts fail, the recorder writes its WAL and probes until `db fault up`."""
     switch = _switch(_config(config_path))
     switch.set_down(True, reason + "\n")
@@ -65,8 +67,7 @@ def status(as_json: bool = JSON_OPTION, config_path: Path | None = CONFIG_OPTION
     config = _config(config_path)
     switch = _switch(config)
     health = _recorder_health(config)
-    report = {"fault": "down" if switch.is_down() else "up", "switch_file": str(switch.path),
-              "recorder": health}
+    report = {"fault": "down" if switch.is_down() else "up", "switch_file": str(switch.path), "recorder": health}
     if as_json:
         typer.echo(json.dumps(report, indent=1))
         return
@@ -74,5 +75,7 @@ def status(as_json: bool = JSON_OPTION, config_path: Path | None = CONFIG_OPTION
     if health is None:
         typer.echo(f"recorder: not answering at {config.recorder_query_url}")
     else:
-        typer.echo(f"recorder: db {health.get('db')}, disk guard {'ON' if health.get('disk_guard') else 'off'}, "
-                   f"wal {health.get('wal')}")
+        typer.echo(
+            f"recorder: db {health.get('db')}, disk guard {'ON' if health.get('disk_guard') else 'off'}, "
+            f"wal {health.get('wal')}"
+        )

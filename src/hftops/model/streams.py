@@ -46,3 +46,25 @@ def md_streams(venue: str, symbols: tuple[str, ...] | list[str], with_bbo: bool 
 
 def collector_cursor_key(venue: str) -> str:
     return f"{COLLECTOR_CURSOR_PREFIX}:{venue}"
+
+
+# --- execution events (engine -> recorder): `exec:{venue}:{kind}`, field "d" = msgpack struct, "kind" plain ---
+EXEC_PREFIX: Final = "exec"
+STATS_HASH: Final = "ops:stats"  # hash: component -> JSON stats snapshot
+F_KIND: Final = "kind"  # plain event kind beside "d", for quick filtering
+
+
+class ExecKind(StrEnum):
+    ORDERS = "orders"  # every OrderUpdate
+    FILLS = "fills"  # every Fill
+    POSITIONS = "positions"  # PositionsSnapshot, each second and on change
+    PNL = "pnl"  # PnlSnapshot, each second and on change
+    RECON = "recon"  # ReconEvent: drift found / resolved, startup decisions
+
+
+def exec_stream(venue: str, kind: ExecKind | str) -> str:
+    return f"{EXEC_PREFIX}:{venue}:{ExecKind(kind).value}"
+
+
+def exec_streams(venue: str) -> list[str]:
+    return [exec_stream(venue, kind) for kind in ExecKind]

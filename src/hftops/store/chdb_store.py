@@ -7,6 +7,7 @@ query can never write whatever it says.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 from pathlib import Path
@@ -48,14 +49,12 @@ def chdb_locked(path: Path) -> bool:
 
 
 class ChdbStore:
-    def __init__(self, path: Path, database: str, fault: FaultSwitch | None = None, *,
-                 read_only: bool = False) -> None:
+    def __init__(self, path: Path, database: str, fault: FaultSwitch | None = None, *, read_only: bool = False) -> None:
         self.path = path
         self.database = database
         self.fault = fault
         self.read_only = read_only
         self.description = f"chDB at {path}"
-        self.insert_settings = os.environ.get("HFT_CHDB_INSERT_SETTINGS", "")
         self._write: Any = None
         self._read: Any = None
 
@@ -63,15 +62,17 @@ class ChdbStore:
         from chdb import session
 
         if chdb_locked(self.path):
-            raise StoreLocked(f"{self.description} is locked by another process (is a recorder running?); "
-                              "ask it through its /query endpoint or stop it first")
+            raise StoreLocked(
+                f"{self.description} is locked by another process (is a recorder running?); "
+                "ask it through its /query endpoint or stop it first"
+            )
         self.path.mkdir(parents=True, exist_ok=True)
         try:
             if not self.read_only:
-                self._write = session.Session(str(self.path) + os.environ.get("HFT_CHDB_ARGS", ""))
+                self._write = session.Session(str(self.path))
                 for statement in schema_statements(self.database):
                     self._write.query(statement)
-            self._read = session.Session(str(self.path) + os.environ.get("HFT_CHDB_ARGS", ""))
+            self._read = session.Session(str(self.path))
             self._read.query(f"USE {self.database}")
             for name, value in READ_SETTINGS.items():
                 self._read.query(f"SET {name} = {value}")
@@ -86,10 +87,8 @@ class ChdbStore:
     def close(self) -> None:
         for sess in (self._read, self._write):
             if sess is not None:
-                try:
+                with contextlib.suppress(Exception):  # a broken session must not mask the error being raised
                     sess.close()
-                except Exception:  # noqa: BLE001 - closing a broken session must not mask the real error
-                    pass
         self._read = self._write = None
 
     def _check_fault(self) -> None:
@@ -102,8 +101,10 @@ class ChdbStore:
         self._check_fault()
         if self._write is None:
             raise DatabaseUnavailable(f"{self.description} is not open for writing")
-        sql = (f"INSERT INTO {self.database}.{table} ({', '.join(columns)}) "
-               f"SETTINGS insert_deduplication_token = '{token}'{self.insert_settings} FORMAT JSONCompactEachRow\n")
+        sql = (
+            f"INSERT INTO {self.database}.{table} ({', '.join(columns)}) "
+            f"SETTINGS insert_deduplication_token = '{token}' FORMAT JSONCompactEachRow\n"
+        )
         try:
             self._write.query(sql + body.decode())
         except Exception as exc:
@@ -117,8 +118,9 @@ class ChdbStore:
         if self._read is None:
             raise DatabaseUnavailable(f"{self.description} is not open")
         try:
-            # formatQuery refuses several statements in one string; chDB would otherwise run them all.
-            self._read.query("SELECT formatQuerySingleLine({q:String})", "JSONCompact", params={"q": sql})
+            if ";" in sql.strip().rstrip(";"):
+                # formatQuery refuses several statements in one string; chDB would otherwise run them all.
+                self._read.query("SELECT formatQuerySingleLine({q:String})", "JSONCompact", params={"q": sql})
             raw = self._read.query(sql, "JSONCompact", params=params or {})
         except Exception as exc:
             raise QueryError(short_message(str(exc))) from exc

@@ -6,21 +6,23 @@ import re
 
 # ClickHouse error codes that mean "this data is refused", not "the database is unwell": the caller
 # isolates the bad rows (dead-letter them) instead of waiting for the database to come back.
-DATA_ERROR_CODES = frozenset({
-    6,  # CANNOT_PARSE_TEXT
-    26,  # CANNOT_PARSE_QUOTED_STRING
-    27,  # CANNOT_PARSE_INPUT_ASSERTION_FAILED
-    32,  # ATTEMPT_TO_READ_AFTER_EOF
-    38,  # CANNOT_PARSE_DATE
-    41,  # CANNOT_PARSE_DATETIME
-    53,  # TYPE_MISMATCH
-    69,  # ARGUMENT_OUT_OF_BOUND (decimal too big)
-    70,  # CANNOT_CONVERT_TYPE
-    72,  # CANNOT_PARSE_NUMBER
-    117,  # INCORRECT_DATA
-    407,  # DECIMAL_OVERFLOW
-    469,  # VIOLATED_CONSTRAINT
-})
+DATA_ERROR_CODES = frozenset(
+    {
+        6,  # CANNOT_PARSE_TEXT
+        26,  # CANNOT_PARSE_QUOTED_STRING
+        27,  # CANNOT_PARSE_INPUT_ASSERTION_FAILED
+        32,  # ATTEMPT_TO_READ_AFTER_EOF
+        38,  # CANNOT_PARSE_DATE
+        41,  # CANNOT_PARSE_DATETIME
+        53,  # TYPE_MISMATCH
+        69,  # ARGUMENT_OUT_OF_BOUND (decimal too big)
+        70,  # CANNOT_CONVERT_TYPE
+        72,  # CANNOT_PARSE_NUMBER
+        117,  # INCORRECT_DATA
+        407,  # DECIMAL_OVERFLOW
+        469,  # VIOLATED_CONSTRAINT
+    }
+)
 
 _CODE = re.compile(r"Code:\s*(\d+)")
 

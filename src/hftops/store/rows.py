@@ -34,8 +34,9 @@ def _prefix(venue: str, symbol: str) -> bytes:
     return _JSON.encode([venue, symbol])[:-1] + b","
 
 
-def market_lines(kind: MdKind, venue: str, symbol: str, rows: Iterable[TradeRow | BboRow],
-                 ingest_us: int) -> list[bytes]:
+def market_lines(
+    kind: MdKind, venue: str, symbol: str, rows: Iterable[TradeRow | BboRow], ingest_us: int
+) -> list[bytes]:
     """One line per row, columns as ddl.TRADE_INSERT_COLUMNS / BBO_INSERT_COLUMNS (kind decides)."""
     prefix = _prefix(venue, symbol)
     suffix = b"," + str(ingest_us).encode() + b"]"
@@ -44,10 +45,21 @@ def market_lines(kind: MdKind, venue: str, symbol: str, rows: Iterable[TradeRow 
 
 
 def dead_letter_line(entry_id: str, letter: DeadLetter, ingest_us: int) -> bytes:
-    return _JSON.encode([
-        entry_id, letter.source, letter.reason, letter.detail, letter.venue, letter.symbol, letter.kind,
-        letter.ref_id, base64.b64encode(letter.payload).decode(), letter.time_ns, ingest_us,
-    ])
+    return _JSON.encode(
+        [
+            entry_id,
+            letter.source,
+            letter.reason,
+            letter.detail,
+            letter.venue,
+            letter.symbol,
+            letter.kind,
+            letter.ref_id,
+            base64.b64encode(letter.payload).decode(),
+            letter.time_ns,
+            ingest_us,
+        ]
+    )
 
 
 def replay_mark_line(dead_letter_id: str, replayed_at_us: int, rows: int, operator: str) -> bytes:

@@ -6,6 +6,7 @@ down writes its WAL and connects once the server answers.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,9 +34,16 @@ def redact(url: str) -> str:
 
 
 class ServerStore:
-    def __init__(self, url: str, database: str, fault: FaultSwitch | None = None, *,
-                 connect_timeout_s: int = 3, send_receive_timeout_s: int = 30,
-                 create_schema: bool = True) -> None:
+    def __init__(
+        self,
+        url: str,
+        database: str,
+        fault: FaultSwitch | None = None,
+        *,
+        connect_timeout_s: int = 3,
+        send_receive_timeout_s: int = 30,
+        create_schema: bool = True,
+    ) -> None:
         self.url = url
         self.database = database
         self.fault = fault
@@ -55,7 +63,9 @@ class ServerStore:
                 return self._client
             try:
                 client = clickhouse_connect.get_client(
-                    dsn=self.url, connect_timeout=self._timeouts[0], send_receive_timeout=self._timeouts[1],
+                    dsn=self.url,
+                    connect_timeout=self._timeouts[0],
+                    send_receive_timeout=self._timeouts[1],
                     autogenerate_session_id=False,  # the recorder's threads share one client
                 )
                 if self.create_schema and not self._schema_ready:
@@ -63,8 +73,9 @@ class ServerStore:
                         client.command(statement)
                     self._schema_ready = True
             except (ClickHouseError, OSError, ValueError) as exc:
-                raise DatabaseUnavailable(f"{self.description} refused the connection: "
-                                          f"{short_message(str(exc))}") from exc
+                raise DatabaseUnavailable(
+                    f"{self.description} refused the connection: {short_message(str(exc))}"
+                ) from exc
             self._client = client
             return client
 
@@ -72,10 +83,8 @@ class ServerStore:
         with self._lock:
             client, self._client = self._client, None
         if client is not None:
-            try:
+            with contextlib.suppress(Exception):  # the connection is already broken
                 client.close()
-            except Exception:  # noqa: BLE001 - the connection is already broken
-                pass
 
     def open(self) -> None:
         self._connect()
@@ -95,12 +104,18 @@ class ServerStore:
         self._check_fault()
         client = self._connect()
         try:
-            client.raw_insert(f"{self.database}.{table}", list(columns), body, fmt="JSONCompactEachRow",
-                              settings={"insert_deduplication_token": token})
+            client.raw_insert(
+                f"{self.database}.{table}",
+                list(columns),
+                body,
+                fmt="JSONCompactEachRow",
+                settings={"insert_deduplication_token": token},
+            )
         except OperationalError as exc:
             self._drop_client()
-            raise DatabaseUnavailable(f"{self.description} insert into {table} failed: "
-                                      f"{short_message(str(exc))}") from exc
+            raise DatabaseUnavailable(
+                f"{self.description} insert into {table} failed: {short_message(str(exc))}"
+            ) from exc
         except ClickHouseError as exc:
             message = short_message(str(exc))
             code = error_code(message)
@@ -113,8 +128,9 @@ class ServerStore:
 
         client = self._connect()
         try:
-            raw = client.raw_query(sql, parameters=params or None, fmt="JSONCompact",
-                                   settings={**READ_SETTINGS, "readonly": 1})
+            raw = client.raw_query(
+                sql, parameters=params or None, fmt="JSONCompact", settings={**READ_SETTINGS, "readonly": 1}
+            )
         except OperationalError as exc:
             self._drop_client()
             raise DatabaseUnavailable(f"{self.description} did not answer: {short_message(str(exc))}") from exc

@@ -24,7 +24,7 @@ def make_config(
     token: str | None = None,
 ) -> Config:
     components: dict[str, Any] = {
-        name: {"enabled": name in enabled} for name in ("venue", "collector", "recorder")
+        name: {"enabled": name in enabled} for name in ("venue", "collector", "recorder", "engine")
     }
     components["api"] = {"enabled": "api" in enabled}
     sup = {"heartbeat_timeout_s": 5, "ready_timeout_s": 10, "backoff_initial_s": 1, **(supervisor or {})}

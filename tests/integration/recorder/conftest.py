@@ -45,8 +45,9 @@ class RecorderProcess:
         env = self.platform.env(NOTIFY_SOCKET=str(self.notify_path))
         self.messages.clear()
         with open(self.log_path, "ab") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "hftops.pipeline.recorder"], env=env,
-                                         stdout=out, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "hftops.pipeline.recorder"], env=env, stdout=out, stderr=subprocess.STDOUT
+            )
         if wait:
             self.wait_ready()
         return self
@@ -136,15 +137,21 @@ def bbo_rows(ids: list[int]) -> list[BboRow]:
 
 def entry(rows: list[TradeRow] | list[BboRow]) -> dict[str, Any]:
     ids = [r.trade_id if isinstance(r, TradeRow) else r.update_id for r in rows]
-    return {"v": b"1", "n": len(rows), "lo": min(ids), "hi": max(ids), "d": BATCH_ENCODER.encode(rows),
-            "t": time.time_ns()}
+    return {
+        "v": b"1",
+        "n": len(rows),
+        "lo": min(ids),
+        "hi": max(ids),
+        "d": BATCH_ENCODER.encode(rows),
+        "t": time.time_ns(),
+    }
 
 
 def xadd_trades(client: redis.Redis, symbol: str, ids: list[int], per_entry: int = 50, venue: str = "sim") -> int:
     stream = md_stream(venue, MdKind.TRADE, symbol)
     with client.pipeline(transaction=False) as pipe:
         for start in range(0, len(ids), per_entry):
-            pipe.xadd(stream, entry(trade_rows(ids[start:start + per_entry])))
+            pipe.xadd(stream, entry(trade_rows(ids[start : start + per_entry])))
         pipe.execute()
     return (len(ids) + per_entry - 1) // per_entry
 

@@ -19,8 +19,9 @@ ETH = md_stream("sim", MdKind.TRADE, "ETHUSDT")
 BTC_BBO = md_stream("sim", MdKind.BBO, "BTCUSDT")
 
 
-def test_entries_are_stored_once_acked_trimmed_and_poison_dead_lettered(recorder: RecorderProcess,
-                                                                        valkey: object) -> None:
+def test_entries_are_stored_once_acked_trimmed_and_poison_dead_lettered(
+    recorder: RecorderProcess, valkey: object
+) -> None:
     client = valkey.client()  # type: ignore[attr-defined]
     recorder.start()
     xadd_trades(client, "BTCUSDT", list(range(1, 2001)))
@@ -29,31 +30,47 @@ def test_entries_are_stored_once_acked_trimmed_and_poison_dead_lettered(recorder
     client.xadd(BTC_BBO, entry(bbo_rows(list(range(10, 60)))))
     client.xadd(BTC, {"v": b"1", "n": 3, "lo": 5000, "hi": 5002, "d": b"\x92not msgpack rows", "t": 1})
     client.xadd(BTC, {"v": b"9", "d": BATCH_ENCODER.encode([])})
-    collector_letter = DeadLetter("collector", "bad_json", "frame is not JSON", b"{oops", 1_700_000_000_000_000_000,
-                                  "sim", "BTCUSDT", "trade", -1)
-    client.xadd(DLQ_STREAM, {"d": msgspec.msgpack.encode(collector_letter), "source": "collector",
-                             "reason": "bad_json"})
+    collector_letter = DeadLetter(
+        "collector", "bad_json", "frame is not JSON", b"{oops", 1_700_000_000_000_000_000, "sim", "BTCUSDT", "trade", -1
+    )
+    client.xadd(
+        DLQ_STREAM, {"d": msgspec.msgpack.encode(collector_letter), "source": "collector", "reason": "bad_json"}
+    )
 
     wait_for(lambda: recorder.counts() == (3100, 3100), timeout_s=20, what="3100 trades stored")
     assert recorder.counts("market_bbo", "update_id") == (50, 50)
-    wait_for(lambda: recorder.query("SELECT count() FROM dead_letters")[0][0] == 5, timeout_s=10,
-             what="3 per-id letters + 1 version letter + the collector's letter stored")
-    reasons = recorder.query("SELECT reason, count(), groupArray(ref_id) FROM dead_letters GROUP BY reason "
-                             "ORDER BY reason")
+    wait_for(
+        lambda: recorder.query("SELECT count() FROM dead_letters")[0][0] == 5,
+        timeout_s=10,
+        what="3 per-id letters + 1 version letter + the collector's letter stored",
+    )
+    reasons = recorder.query(
+        "SELECT reason, count(), groupArray(ref_id) FROM dead_letters GROUP BY reason ORDER BY reason"
+    )
     assert [r[:2] for r in reasons] == [["bad_json", 1], ["undecodable_entry", 3], ["unknown_entry_version", 1]]
     assert sorted(reasons[1][2]) == [5000, 5001, 5002]
-    (min_btc, max_btc), = recorder.query("SELECT min(trade_id), max(trade_id) FROM market_trades "
-                                         "WHERE symbol = 'BTCUSDT'")
+    ((min_btc, max_btc),) = recorder.query(
+        "SELECT min(trade_id), max(trade_id) FROM market_trades WHERE symbol = 'BTCUSDT'"
+    )
     assert (min_btc, max_btc) == (1, 2100)
     for stream in (BTC, ETH, BTC_BBO, DLQ_STREAM):
-        wait_for(lambda s=stream: pending(client, s) == 0 and client.xlen(s) == 0, timeout_s=10,
-                 what=f"{stream} acked and trimmed")
+        wait_for(
+            lambda s=stream: pending(client, s) == 0 and client.xlen(s) == 0,
+            timeout_s=10,
+            what=f"{stream} acked and trimmed",
+        )
     stats = recorder.get("/stats")
     assert stats["counters"]["duplicates_filtered"]["market_trades"] == 501
     metrics = httpx.get(recorder.url + "/metrics").text
-    for name in ("hftops_recorder_rows_inserted_total", "hftops_recorder_insert_seconds_bucket",
-                 "hftops_recorder_event_to_ingest_seconds_bucket", "hftops_recorder_wal_bytes",
-                 "hftops_recorder_dead_letters_total", "hftops_recorder_disk_guard", "hftops_recorder_db_healthy"):
+    for name in (
+        "hftops_recorder_rows_inserted_total",
+        "hftops_recorder_insert_seconds_bucket",
+        "hftops_recorder_event_to_ingest_seconds_bucket",
+        "hftops_recorder_wal_bytes",
+        "hftops_recorder_dead_letters_total",
+        "hftops_recorder_disk_guard",
+        "hftops_recorder_db_healthy",
+    ):
         assert name in metrics
     assert client.hget("ops:stats", "recorder")
     assert recorder.get("/healthz")["status"] == "ok"
@@ -64,8 +81,7 @@ def test_entries_are_stored_once_acked_trimmed_and_poison_dead_lettered(recorder
     assert code == 0 and seconds < 3
 
 
-def test_database_outage_fills_the_wal_acks_and_replays_exactly_once(recorder: RecorderProcess,
-                                                                     valkey: object) -> None:
+def test_database_outage_fills_the_wal_acks_and_replays_exactly_once(recorder: RecorderProcess, valkey: object) -> None:
     client = valkey.client()  # type: ignore[attr-defined]
     platform = recorder.platform
     recorder.start()
@@ -75,8 +91,11 @@ def test_database_outage_fills_the_wal_acks_and_replays_exactly_once(recorder: R
     xadd_trades(client, "BTCUSDT", list(range(1001, 3001)))
     xadd_trades(client, "ETHUSDT", list(range(1, 501)))
     xadd_trades(client, "BTCUSDT", list(range(900, 1101)))  # re-sends across stored and WAL ids
-    wait_for(lambda: pending(client, BTC) == 0 and lag(client, BTC) == 0 and lag(client, ETH) == 0,
-             timeout_s=15, what="outage entries acked after the WAL fsync")
+    wait_for(
+        lambda: pending(client, BTC) == 0 and lag(client, BTC) == 0 and lag(client, ETH) == 0,
+        timeout_s=15,
+        what="outage entries acked after the WAL fsync",
+    )
     wal = recorder.get("/wal")
     assert wal["records"] > 0 and wal["ids"]["sim:trade:BTCUSDT"] == [[1001, 3000]]
     assert wal["ids"]["sim:trade:ETHUSDT"] == [[1, 500]]
@@ -93,8 +112,7 @@ def test_database_outage_fills_the_wal_acks_and_replays_exactly_once(recorder: R
     assert recorder.stop()[0] == 0
 
 
-def test_kill9_mid_stream_then_restart_loses_and_duplicates_nothing(recorder: RecorderProcess,
-                                                                    valkey: object) -> None:
+def test_kill9_mid_stream_then_restart_loses_and_duplicates_nothing(recorder: RecorderProcess, valkey: object) -> None:
     client = valkey.client()  # type: ignore[attr-defined]
     recorder.start()
     xadd_trades(client, "BTCUSDT", list(range(1, 20001)), per_entry=20)
@@ -110,16 +128,16 @@ def test_kill9_mid_stream_then_restart_loses_and_duplicates_nothing(recorder: Re
     trading(recorder.platform, "db", "fault", "up", check=True)
     recorder.start()
     wait_for(lambda: recorder.counts() == (31000, 31000), timeout_s=30, what="every id stored once")
-    assert recorder.query("SELECT symbol, min(trade_id), max(trade_id) FROM market_trades GROUP BY symbol "
-                          "ORDER BY symbol") == [["BTCUSDT", 1, 25000], ["ETHUSDT", 1, 6000]]
+    assert recorder.query(
+        "SELECT symbol, min(trade_id), max(trade_id) FROM market_trades GROUP BY symbol ORDER BY symbol"
+    ) == [["BTCUSDT", 1, 25000], ["ETHUSDT", 1, 6000]]
     wait_for(lambda: pending(client, BTC) == 0 and pending(client, ETH) == 0, timeout_s=10, what="all acked")
     assert recorder.stop()[0] == 0
 
 
 def test_disk_guard_stops_acking_and_resumes_with_hysteresis(recorder: RecorderProcess, valkey: object) -> None:
     client = valkey.client()  # type: ignore[attr-defined]
-    recorder.platform.update({"recorder": {"wal_max_bytes": 65536, "wal_segment_bytes": 16384,
-                                           "batch_max_rows": 200}})
+    recorder.platform.update({"recorder": {"wal_max_bytes": 65536, "wal_segment_bytes": 16384, "batch_max_rows": 200}})
     recorder.start()
     trading(recorder.platform, "db", "fault", "down", check=True)
     xadd_trades(client, "BTCUSDT", list(range(1, 20001)), per_entry=100)
@@ -131,6 +149,10 @@ def test_disk_guard_stops_acking_and_resumes_with_hysteresis(recorder: RecorderP
     wal_bytes = recorder.get("/wal")["bytes"]
     assert wal_bytes <= 65536 + 40_000  # over the limit by at most the one batch that crossed it
     assert recorder.get("/wal")["bytes"] == wal_bytes and lag(client, BTC) == stalled  # no progress while on
+    code, seconds = recorder.stop()  # a batch that cannot be made durable is left pending, not waited for
+    assert code == 0 and seconds < 3
+    recorder.start()  # the recovered WAL is still over the limit: the guard is on again from the start
+    assert recorder.get("/healthz")["disk_guard"] and recorder.get("/wal")["bytes"] == wal_bytes
     trading(recorder.platform, "db", "fault", "up", check=True)
     wait_for(lambda: recorder.counts() == (20000, 20000), timeout_s=30, what="everything stored after the guard")
     assert not recorder.get("/healthz")["disk_guard"]
@@ -146,8 +168,11 @@ def test_entries_delivered_too_often_are_dead_lettered(recorder: RecorderProcess
     xadd_trades(client, "BTCUSDT", list(range(11, 21)), per_entry=10)
     recorder.start()
     wait_for(lambda: recorder.counts() == (10, 10), timeout_s=15, what="the healthy entry stored")
-    wait_for(lambda: recorder.query("SELECT count() FROM dead_letters WHERE reason = 'too_many_deliveries'")
-             == [[10]], timeout_s=10, what="one dead letter per id of the poison entry")
+    wait_for(
+        lambda: recorder.query("SELECT count() FROM dead_letters WHERE reason = 'too_many_deliveries'") == [[10]],
+        timeout_s=10,
+        what="one dead letter per id of the poison entry",
+    )
     assert recorder.query("SELECT min(trade_id) FROM market_trades") == [[11]]
     assert pending(client, BTC) == 0
     assert recorder.stop()[0] == 0

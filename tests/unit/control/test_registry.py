@@ -11,12 +11,12 @@ def _config(tmp_path: Path, **tree: object) -> Config:
 
 def test_default_order_and_kinds(tmp_path: Path) -> None:
     registry = build_registry(_config(tmp_path), environ={})
-    assert registry.names() == ("redis", "venue", "collector", "recorder", "api")
+    assert registry.names() == ("redis", "venue", "collector", "recorder", "engine", "api")
     assert registry.get("redis").readiness is Readiness.REDIS_PING
     assert registry.get("collector").argv[1:] == ("-m", "hftops.pipeline.collector")
     assert registry.get("api").readiness is Readiness.IN_PROCESS
-    assert "engine" in registry.skipped
-    assert [s.name for s in registry.stop_order()] == ["api", "recorder", "collector", "venue", "redis"]
+    assert registry.get("engine").argv[1:] == ("-m", "hftops.engine")
+    assert [s.name for s in registry.stop_order()] == ["api", "engine", "recorder", "collector", "venue", "redis"]
 
 
 def test_external_redis_and_real_venue_are_skipped(tmp_path: Path) -> None:
@@ -26,7 +26,7 @@ def test_external_redis_and_real_venue_are_skipped(tmp_path: Path) -> None:
         venue={"kind": "binance_futures", "ws_url": "wss://x", "rest_url": "https://x"},
     )
     registry = build_registry(config, environ={})
-    assert registry.names() == ("collector", "recorder", "api")
+    assert registry.names() == ("collector", "recorder", "engine", "api")
     assert "redis.url" in registry.skipped["redis"]
     assert "binance_futures" in registry.skipped["venue"]
 
@@ -36,6 +36,12 @@ def test_disabled_component(tmp_path: Path) -> None:
     registry = build_registry(config, environ={})
     assert "venue" not in registry.names()
     assert "enabled is false" in registry.skipped["venue"]
+
+
+def test_engine_can_be_disabled(tmp_path: Path) -> None:
+    registry = build_registry(_config(tmp_path, supervisor={"components": {"engine": {"enabled": False}}}), environ={})
+    assert "engine" not in registry.names()
+    assert "enabled is false" in registry.skipped["engine"]
 
 
 def test_test_only_argv_override_also_enables_the_engine(tmp_path: Path) -> None:

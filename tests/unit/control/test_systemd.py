@@ -34,6 +34,7 @@ def test_one_unit_per_process_component_plus_a_target(tmp_path: Path) -> None:
         "hftops-venue.service",
         "hftops-collector.service",
         "hftops-recorder.service",
+        "hftops-engine.service",
         "hftops.target",
     ]
     known = {u.name for u in units}

@@ -18,8 +18,14 @@ STREAM = "md:sim:trade:BTCUSDT"
 
 def trade_fields(ids: list[int], **extra: bytes) -> dict[bytes, bytes]:
     rows = [TradeRow(i, "1", "1", False, 1, 1, 1, i, i) for i in ids]
-    fields = {b"v": b"1", b"n": str(len(ids)).encode(), b"lo": str(min(ids)).encode(),
-              b"hi": str(max(ids)).encode(), b"d": BATCH_ENCODER.encode(rows), b"t": b"1"}
+    fields = {
+        b"v": b"1",
+        b"n": str(len(ids)).encode(),
+        b"lo": str(min(ids)).encode(),
+        b"hi": str(max(ids)).encode(),
+        b"d": BATCH_ENCODER.encode(rows),
+        b"t": b"1",
+    }
     fields.update({k.encode(): v for k, v in extra.items()})
     return fields
 

@@ -35,7 +35,9 @@ entries = st.lists(st.lists(st.integers(0, 200), min_size=1, max_size=30), min_s
 
 
 @given(st.sets(st.integers(0, 200)), st.sets(st.integers(0, 200)), entries)
-def test_filter_keeps_exactly_the_ids_never_seen(stored: set[int], wal: set[int], batch_entries: list[list[int]]) -> None:
+def test_filter_keeps_exactly_the_ids_never_seen(
+    stored: set[int], wal: set[int], batch_entries: list[list[int]]
+) -> None:
     registry = loaded(stored, wal)
     batch = IdRanges()
     seen = set(stored) | set(wal)

@@ -14,12 +14,12 @@ import pytest
 
 from hftops.bus.client import async_client
 from hftops.model.market import DeadLetter, TradeRow
-from hftops.model.streams import DLQ_STREAM
+from hftops.model.streams import DLQ_STREAM, MdKind
 from hftops.pipeline.recorder.batches import Batch, build_jobs
 from hftops.pipeline.recorder.deadletters import DeadLetterPublisher
 from hftops.pipeline.recorder.entries import decode_entry
 from hftops.pipeline.recorder.guard import DiskGuard
-from hftops.pipeline.recorder.idset import IdRegistry
+from hftops.pipeline.recorder.idset import IdRegistry, Key
 from hftops.pipeline.recorder.metrics import RecorderMetrics
 from hftops.pipeline.recorder.storage import GuardActive, Storage
 from hftops.pipeline.recorder.wal import Wal, segment_files
@@ -46,10 +46,18 @@ class Rig:
 def make_storage(root: Path, redis_url: str, store: ChdbStore, fault: FaultSwitch, free: list[int]) -> Storage:
     wal = Wal(root / "wal", root / "wal" / "archive", 1 << 20, 1 << 30)
     guard = DiskGuard(root, wal_max_bytes=1 << 30, free_min_bytes=1000, hysteresis=0.1, free_bytes=lambda: free[0])
-    return Storage(store=store, wal=wal, registry=IdRegistry(), publisher=DeadLetterPublisher(async_client(redis_url)),
-                   metrics=RecorderMetrics(), guard=guard, executor=ThreadPoolExecutor(2),
-                   wal_executor=ThreadPoolExecutor(1), venue="sim",
-                   rejected_dir=root / "dlq")
+    return Storage(
+        store=store,
+        wal=wal,
+        registry=IdRegistry(),
+        publisher=DeadLetterPublisher(async_client(redis_url)),
+        metrics=RecorderMetrics(),
+        guard=guard,
+        executor=ThreadPoolExecutor(2),
+        wal_executor=ThreadPoolExecutor(1),
+        venue="sim",
+        rejected_dir=root / "dlq",
+    )
 
 
 @pytest.fixture
@@ -138,8 +146,10 @@ async def test_a_replay_repeated_after_a_crash_inserts_nothing_twice(rig: Rig, v
 
 
 async def test_refused_rows_are_dead_lettered_one_by_one_and_the_rest_stored(rig: Rig, valkey: Any) -> None:
-    good = [TradeRow(i, "2.5", "1", False, 1_700_000_000_000, 1_700_000_000_000, 1_700_000_000_000_000_000, i, i)
-            for i in range(1, 11)]
+    good = [
+        TradeRow(i, "2.5", "1", False, 1_700_000_000_000, 1_700_000_000_000, 1_700_000_000_000_000_000, i, i)
+        for i in range(1, 11)
+    ]
     bad = TradeRow(11, "-2.5", "1", False, 1_700_000_000_000, 1_700_000_000_000, 1_700_000_000_000_000_000, 11, 11)
     from hftops.model.market import BATCH_ENCODER
 
@@ -185,8 +195,9 @@ async def test_disk_guard_refuses_the_wal(rig: Rig) -> None:
     assert rig.wal.summary()["records"] == 1
 
 
-async def test_rows_only_the_database_refuses_are_found_by_bisection(rig: Rig, valkey: Any,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_rows_only_the_database_refuses_are_found_by_bisection(
+    rig: Rig, valkey: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import hftops.pipeline.recorder.storage as storage_module
 
     monkeypatch.setattr(storage_module, "_line_problem", lambda table, line: None)  # Python check off
@@ -202,3 +213,29 @@ async def test_rows_only_the_database_refuses_are_found_by_bisection(rig: Rig, v
     assert sorted(letter.ref_id for letter in letters) == [7, 13]
     assert {letter.reason for letter in letters} == {"rejected_by_database"}
     assert all("price_positive" in letter.detail for letter in letters)
+
+
+async def test_stored_ids_load_as_runs_with_a_window_and_a_floor(
+    rig: Rig, valkey: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await persist(rig, batch_of([*range(1, 11), *range(20, 31)], [5000, 5001], start=1))
+    eth = Batch(started=0.0)
+    eth.add(decode_entry("md:sim:trade:ETHUSDT", b"9-0", trade_fields([7, 9, 11])))
+    await persist(rig, eth)
+    fresh = make_storage(rig.root / "fresh", valkey.url, rig.store, rig.fault, rig.free)
+    try:
+        await fresh.load_stored()
+        btc = fresh.registry.ids(Key("sim", MdKind.TRADE, "BTCUSDT"))
+        assert btc.stored.to_list() == [[1, 10], [20, 30], [5000, 5001]] and btc.floor == -1
+        assert fresh.registry.ids(Key("sim", MdKind.TRADE, "ETHUSDT")).stored.to_list() == [[7, 7], [9, 9], [11, 11]]
+        import hftops.pipeline.recorder.storage as storage_module
+
+        monkeypatch.setattr(storage_module, "LOAD_WINDOW_IDS", 100)  # only ids above 5001 - 100 are scanned
+        fresh.registry = IdRegistry()
+        await fresh.load_stored()
+        btc = fresh.registry.ids(Key("sim", MdKind.TRADE, "BTCUSDT"))
+        assert btc.stored.to_list() == [[5000, 5001]] and btc.floor == 4901
+    finally:
+        fresh.executor.shutdown()
+        fresh.wal_executor.shutdown()
+        await fresh.publisher.redis.aclose()

@@ -71,9 +71,7 @@ def test_torn_tail_is_truncated_and_counted(tmp_path: Path, cut: str) -> None:
             frame = _last_segment_of(tmp_path / "scratch").read_bytes()[len(MAGIC) :]
             handle.write(frame[: len(frame) // 2] if cut == "mid_payload" else frame[:6])
     events: list[str] = []
-    again = Wal(
-        tmp_path / "wal", tmp_path / "wal" / "archive", 1 << 20, 1 << 30, lambda e, i: events.append(e)
-    )
+    again = Wal(tmp_path / "wal", tmp_path / "wal" / "archive", 1 << 20, 1 << 30, lambda e, i: events.append(e))
     refs = again.recover()
     assert [r.token for r in refs] == ["tok0", "tok1", "tok2"]
     assert again.torn_tails == 1 and again.corrupt_records == 0 and events == ["wal_torn_tail"]
@@ -102,9 +100,7 @@ def test_damaged_record_in_the_middle_is_reported_replayed_around_and_quarantine
     path.write_bytes(bytes(data))
     assert scan_segment(path).problems and scan_segment(path).torn_at is None
     events: list[str] = []
-    again = Wal(
-        tmp_path / "wal", tmp_path / "wal" / "archive", 1 << 20, 1 << 30, lambda e, i: events.append(e)
-    )
+    again = Wal(tmp_path / "wal", tmp_path / "wal" / "archive", 1 << 20, 1 << 30, lambda e, i: events.append(e))
     recovered = again.recover()
     assert [r.token for r in recovered] == ["tok0", "tok2", "tok3"]  # nothing silently skipped: reported
     assert again.corrupt_records == 1 and "wal_corrupt_records" in events

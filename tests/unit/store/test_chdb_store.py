@@ -21,9 +21,7 @@ T_NS = 1_700_000_000_123_456_789
 
 
 def trades(lo: int, n: int, price: str = "65000.12345678") -> list[TradeRow]:
-    return [
-        TradeRow(i, price, "0.001", i % 2 == 0, T_MS, T_MS + 1, T_NS, i, i + 2) for i in range(lo, lo + n)
-    ]
+    return [TradeRow(i, price, "0.001", i % 2 == 0, T_MS, T_MS + 1, T_NS, i, i + 2) for i in range(lo, lo + n)]
 
 
 def trade_body(rows: list[TradeRow], symbol: str = "BTCUSDT") -> bytes:
@@ -93,16 +91,12 @@ def test_same_token_is_stored_once_even_across_day_partitions(chdb_store: ChdbSt
 @pytest.mark.parametrize("price", ["abc", "-1", "0", "nan", "1e400", ""])
 def test_bad_rows_are_refused_as_data_not_as_an_outage(chdb_store: ChdbStore, price: str) -> None:
     with pytest.raises(InsertRejected) as caught:
-        chdb_store.insert(
-            MARKET_TRADES, TRADE_INSERT_COLUMNS, trade_body(trades(1, 2, price)), f"bad-{price}"
-        )
+        chdb_store.insert(MARKET_TRADES, TRADE_INSERT_COLUMNS, trade_body(trades(1, 2, price)), f"bad-{price}")
     assert caught.value.code is not None
     assert count(chdb_store, MARKET_TRADES) == 0
 
 
-def test_fault_switch_makes_inserts_and_probes_fail_but_not_reads(
-    chdb_store: ChdbStore, fault: FaultSwitch
-) -> None:
+def test_fault_switch_makes_inserts_and_probes_fail_but_not_reads(chdb_store: ChdbStore, fault: FaultSwitch) -> None:
     fault.set_down(True)
     with pytest.raises(DatabaseUnavailable, match="trading db fault up"):
         chdb_store.insert(MARKET_TRADES, TRADE_INSERT_COLUMNS, trade_body(trades(1, 1)), "x")
@@ -138,9 +132,7 @@ def test_dead_letter_payload_is_kept_byte_exact(chdb_store: ChdbStore) -> None:
         "collector", "bad_json", "detail ünïcode", payload, time.time_ns(), "sim", "BTCUSDT", "trade", 42
     )
     chdb_store.insert(DEAD_LETTERS, DEAD_LETTER_INSERT_COLUMNS, dead_letter_line("1-0", letter, 5), "d1")
-    row = chdb_store.query("SELECT id, reason, detail, ref_id, base64Encode(payload) FROM dead_letters").rows[
-        0
-    ]
+    row = chdb_store.query("SELECT id, reason, detail, ref_id, base64Encode(payload) FROM dead_letters").rows[0]
     import base64
 
     assert row[:4] == ["1-0", "bad_json", "detail ünïcode", 42]

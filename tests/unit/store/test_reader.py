@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -14,7 +15,6 @@ from hftops.store import reader
 from hftops.store.chdb_store import ChdbStore, StoreLocked, chdb_locked
 from hftops.store.ddl import TRADE_INSERT_COLUMNS
 from hftops.store.errors import QueryError, StoreError
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from tests.support.platform import TestPlatform
@@ -42,9 +42,7 @@ def test_direct_read_when_no_recorder_answers(platform: TestPlatform) -> None:
     assert not chdb_locked(DataPaths(config.data_dir).clickhouse)  # released after each read
 
 
-def test_a_locked_store_without_a_recorder_is_named_not_opened(
-    platform: TestPlatform, tmp_path: Path
-) -> None:
+def test_a_locked_store_without_a_recorder_is_named_not_opened(platform: TestPlatform, tmp_path: Path) -> None:
     path = DataPaths(platform.config.data_dir).clickhouse
     holder = subprocess.Popen(
         [

@@ -40,9 +40,7 @@ def test_lines_follow_the_insert_column_order() -> None:
     assert line_row(MARKET_TRADES, line) == ("sim", "BTCUSDT", row)
     assert line_id(MARKET_TRADES, line) == 7
     bbo = BboRow(3, "1", "2", "3", "4", T_MS, T_MS, 5)
-    assert len(__import__("json").loads(market_lines(MdKind.BBO, "v", "S", [bbo], 1)[0])) == len(
-        BBO_INSERT_COLUMNS
-    )
+    assert len(__import__("json").loads(market_lines(MdKind.BBO, "v", "S", [bbo], 1)[0])) == len(BBO_INSERT_COLUMNS)
 
 
 def test_validator_names_the_bad_field() -> None:

@@ -64,9 +64,13 @@ class InsertJob:
 
     def record(self, created_ns: int) -> WalRecord:
         return WalRecord(
-            table=self.table, token=self.token, body=self.body,
+            table=self.table,
+            token=self.token,
+            body=self.body,
             ids={key.text(): [(lo, hi) for lo, hi in ranges.ranges()] for key, ranges in self.ids.items()},
-            dlq_ids=self.dlq_ids, rows=self.rows, created_ns=created_ns,
+            dlq_ids=self.dlq_ids,
+            rows=self.rows,
+            created_ns=created_ns,
             recheck=bool(self.recheck) or self.dlq_recheck,
         )
 
@@ -79,11 +83,18 @@ class InsertJob:
             for text, ranges in record.ids.items():
                 pairs[Key.parse(text)].extend(ranges)
         body = b"\n".join(r.body for r in records)
-        token = records[0].token if len(records) == 1 else make_token(
-            "replay", ",".join(r.token for r in records), body)
-        return cls(table, body, token, sum(r.rows for r in records),
-                   {key: IdRanges(p) for key, p in pairs.items()},
-                   [i for r in records for i in r.dlq_ids], dlq_recheck=table == DEAD_LETTERS)
+        token = (
+            records[0].token if len(records) == 1 else make_token("replay", ",".join(r.token for r in records), body)
+        )
+        return cls(
+            table,
+            body,
+            token,
+            sum(r.rows for r in records),
+            {key: IdRanges(p) for key, p in pairs.items()},
+            [i for r in records for i in r.dlq_ids],
+            dlq_recheck=table == DEAD_LETTERS,
+        )
 
 
 def make_token(table: str, ranges: str, body: bytes) -> str:
@@ -113,8 +124,9 @@ class BuildStats:
     header_mismatches: int = 0
 
 
-def build_jobs(batch: Batch, registry: IdRegistry, dlq_wal_ids: set[str], ingest_us: int) -> tuple[
-        list[InsertJob], BuildStats]:
+def build_jobs(
+    batch: Batch, registry: IdRegistry, dlq_wal_ids: set[str], ingest_us: int
+) -> tuple[list[InsertJob], BuildStats]:
     """Filter the batch against what is already durable and turn it into at most one job per table."""
     stats = BuildStats()
     lines: dict[str, list[bytes]] = defaultdict(list)
@@ -122,7 +134,6 @@ def build_jobs(batch: Batch, registry: IdRegistry, dlq_wal_ids: set[str], ingest
     recheck: dict[str, dict[Key, list[int]]] = defaultdict(dict)
     event_ms: dict[str, list[int]] = defaultdict(list)
     dlq_ids: list[str] = []
-    dlq_recheck = False
     for entry in batch.entries:
         if isinstance(entry, MdEntry):
             table = TABLE_OF_KIND[entry.key.kind]
@@ -142,7 +153,6 @@ def build_jobs(batch: Batch, registry: IdRegistry, dlq_wal_ids: set[str], ingest
             if entry_id in dlq_wal_ids or entry_id in dlq_ids:
                 stats.duplicates[DEAD_LETTERS] += 1
                 continue
-            dlq_recheck = dlq_recheck or entry.redelivered
             dlq_ids.append(entry_id)
             lines[DEAD_LETTERS].append(dead_letter_line(entry_id, entry.letter, ingest_us))
     ranges = _stream_ranges(batch.entries)
@@ -152,10 +162,19 @@ def build_jobs(batch: Batch, registry: IdRegistry, dlq_wal_ids: set[str], ingest
             continue
         body = b"\n".join(lines[table])
         ids = {key: r for key, r in kept_ids[table].items() if r}
-        jobs.append(InsertJob(
-            table=table, body=body, token=make_token(table, ranges, body), rows=len(lines[table]), ids=ids,
-            dlq_ids=dlq_ids if table == DEAD_LETTERS else [], recheck=recheck.get(table, {}),
-            dlq_recheck=dlq_recheck if table == DEAD_LETTERS else False, event_ms=event_ms.get(table, []),
-        ))
+        jobs.append(
+            InsertJob(
+                table=table,
+                body=body,
+                token=make_token(table, ranges, body),
+                rows=len(lines[table]),
+                ids=ids,
+                dlq_ids=dlq_ids if table == DEAD_LETTERS else [],
+                recheck=recheck.get(table, {}),
+                # Dead letters have no venue-id set in memory: each batch of them asks the table (by primary
+                # key, and they are rare), which also covers a Redis restart that re-delivers acked entries.
+                dlq_recheck=table == DEAD_LETTERS,
+                event_ms=event_ms.get(table, []),
+            )
+        )
     return jobs, stats
-

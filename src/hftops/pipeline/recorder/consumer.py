@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
@@ -30,8 +31,16 @@ def parse_id(raw: bytes | str) -> tuple[int, int]:
 
 
 class StreamConsumer:
-    def __init__(self, redis: aioredis.Redis, streams: Sequence[str], group: str, consumer: str, *,
-                 read_count: int, claim_idle_ms: int) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        streams: Sequence[str],
+        group: str,
+        consumer: str,
+        *,
+        read_count: int,
+        claim_idle_ms: int,
+    ) -> None:
         self.redis = redis
         self.streams = list(streams)
         self.group = group
@@ -51,14 +60,15 @@ class StreamConsumer:
 
     async def read_new(self, count: int, block_ms: int) -> list[Delivered]:
         try:
-            response = await self.redis.xreadgroup(self.group, self.consumer, dict.fromkeys(self.streams, ">"),
-                                                   count=count, block=max(1, block_ms))
+            response: Any = await self.redis.xreadgroup(
+                self.group, self.consumer, dict.fromkeys(self.streams, ">"), count=count, block=max(1, block_ms)
+            )
         except ResponseError as exc:
             if "NOGROUP" in str(exc):  # Redis lost its data (no AOF): recreate and carry on
                 await self.ensure_groups()
                 return []
             raise
-        out = []
+        out: list[Delivered] = []
         self.saturated = False
         for stream, entries in response or []:
             name = _text(stream)
@@ -75,19 +85,22 @@ class StreamConsumer:
         for stream in self.streams:
             last: bytes | str = "0"
             while True:
-                response = await self.redis.xreadgroup(self.group, self.consumer, {stream: last},
-                                                       count=self.read_count)
+                response: Any = await self.redis.xreadgroup(
+                    self.group, self.consumer, {stream: last}, count=self.read_count
+                )
                 entries = response[0][1] if response else []
                 if not entries:
                     break
                 counts = await self._deliveries(stream, entries[0][0], entries[-1][0], len(entries))
-                yield [Delivered(stream, entry_id, fields or {}, counts.get(entry_id, 1))
-                       for entry_id, fields in entries]
+                yield [
+                    Delivered(stream, entry_id, fields or {}, counts.get(entry_id, 1)) for entry_id, fields in entries
+                ]
                 last = entries[-1][0]
 
     async def _deliveries(self, stream: str, first: bytes, last: bytes, count: int) -> dict[bytes, int]:
-        page = await self.redis.xpending_range(stream, self.group, min=first, max=last, count=count,
-                                               consumername=self.consumer)
+        page: Any = await self.redis.xpending_range(
+            stream, self.group, min=first, max=last, count=count, consumername=self.consumer
+        )
         return {item["message_id"]: int(item["times_delivered"]) for item in page}
 
     async def claim_ids(self) -> tuple[int, int]:
@@ -97,8 +110,9 @@ class StreamConsumer:
         for stream in self.streams:
             cursor: bytes | str = "0-0"
             while True:
-                reply = await self.redis.xautoclaim(stream, self.group, self.consumer, self.claim_idle_ms,
-                                                    start_id=cursor, count=self.read_count)
+                reply = await self.redis.xautoclaim(
+                    stream, self.group, self.consumer, self.claim_idle_ms, start_id=cursor, count=self.read_count
+                )
                 cursor, entries = reply[0], reply[1]
                 claimed += len(entries)
                 deleted += len(reply[2]) if len(reply) > 2 else 0
@@ -112,17 +126,25 @@ class StreamConsumer:
         for stream in self.streams:
             cursor: bytes | str = "0-0"
             while True:
-                reply = await self.redis.xautoclaim(stream, self.group, self.consumer, self.claim_idle_ms,
-                                                    start_id=cursor, count=self.read_count)
+                reply = await self.redis.xautoclaim(
+                    stream, self.group, self.consumer, self.claim_idle_ms, start_id=cursor, count=self.read_count
+                )
                 cursor, claimed = reply[0], [(i, f) for i, f in reply[1] if i is not None]
                 if claimed:
                     wanted = {entry_id for entry_id, _ in claimed}
                     page = await self.redis.xpending_range(
-                        stream, self.group, min=claimed[0][0], max=claimed[-1][0], count=len(claimed) * 4 + 16,
-                        consumername=self.consumer)
+                        stream,
+                        self.group,
+                        min=claimed[0][0],
+                        max=claimed[-1][0],
+                        count=len(claimed) * 4 + 16,
+                        consumername=self.consumer,
+                    )
                     counts = {i["message_id"]: int(i["times_delivered"]) for i in page if i["message_id"] in wanted}
-                    out.extend(Delivered(stream, entry_id, fields or {}, counts.get(entry_id, 2))
-                               for entry_id, fields in claimed)
+                    out.extend(
+                        Delivered(stream, entry_id, fields or {}, counts.get(entry_id, 2))
+                        for entry_id, fields in claimed
+                    )
                 if _text(cursor) == "0-0":
                     break
         return out
@@ -133,7 +155,7 @@ class StreamConsumer:
         async with self.redis.pipeline(transaction=False) as pipe:
             for stream, ids in acks.items():
                 for start in range(0, len(ids), 5000):
-                    pipe.xack(stream, self.group, *ids[start:start + 5000])
+                    pipe.xack(stream, self.group, *ids[start : start + 5000])
             results = await pipe.execute()
         return sum(int(r) for r in results)
 

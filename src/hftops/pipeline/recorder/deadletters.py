@@ -34,34 +34,58 @@ def entry_payload(stream: str, fields: dict[bytes, bytes]) -> bytes:
 
 def row_payload(key: Key, stream: str, row: TradeRow | BboRow, now_ns: int) -> bytes:
     venue_id = row.trade_id if isinstance(row, TradeRow) else row.update_id
-    fields = {F_VERSION: ENTRY_VERSION, F_COUNT: b"1", F_LO: str(venue_id).encode(), F_HI: str(venue_id).encode(),
-              F_DATA: BATCH_ENCODER.encode([row]), F_FLUSH_NS: str(now_ns).encode()}
+    fields = {
+        F_VERSION: ENTRY_VERSION,
+        F_COUNT: b"1",
+        F_LO: str(venue_id).encode(),
+        F_HI: str(venue_id).encode(),
+        F_DATA: BATCH_ENCODER.encode([row]),
+        F_FLUSH_NS: str(now_ns).encode(),
+    }
     return msgspec.msgpack.encode({STREAM_FIELD: stream, **fields})
 
 
 def poison_letters(entry: PoisonEntry, now_ns: int) -> list[DeadLetter]:
     """Letters for one poison entry: one per id named by its header (payload on the first), else one."""
     key = entry.key
-    base = {"source": SOURCE, "reason": entry.reason, "time_ns": now_ns,
-            "venue": key.venue if key else "", "symbol": key.symbol if key else "",
-            "kind": key.kind.value if key else ""}
+
+    def letter(detail: str, payload: bytes, ref_id: int) -> DeadLetter:
+        return DeadLetter(
+            source=SOURCE,
+            reason=entry.reason,
+            detail=detail,
+            payload=payload,
+            time_ns=now_ns,
+            venue=key.venue if key else "",
+            symbol=key.symbol if key else "",
+            kind=key.kind.value if key else "",
+            ref_id=ref_id,
+        )
+
     payload = entry_payload(entry.stream, entry.fields)
     header = entry.header_ids
     if header is None or header[0] != header[2] - header[1] + 1 or header[0] > MAX_LETTERS_PER_ENTRY:
-        return [DeadLetter(detail=entry.detail, payload=payload, ref_id=-1, **base)]  # type: ignore[arg-type]
+        return [letter(entry.detail, payload, -1)]
     _, lo, hi = header
-    letters = [DeadLetter(detail=f"{entry.detail} (ids {lo}..{hi} from the entry header)", payload=payload,
-                          ref_id=lo, **base)]  # type: ignore[arg-type]
+    letters = [letter(f"{entry.detail} (ids {lo}..{hi} from the entry header)", payload, lo)]
     sibling = f"{entry.detail} (payload on the dead letter with ref_id {lo})"
-    letters.extend(DeadLetter(detail=sibling, payload=b"", ref_id=venue_id, **base)  # type: ignore[arg-type]
-                   for venue_id in range(lo + 1, hi + 1))
+    letters.extend(letter(sibling, b"", venue_id) for venue_id in range(lo + 1, hi + 1))
     return letters
 
 
 def row_letter(key: Key, stream: str, row: TradeRow | BboRow, reason: str, detail: str, now_ns: int) -> DeadLetter:
     venue_id = row.trade_id if isinstance(row, TradeRow) else row.update_id
-    return DeadLetter(source=SOURCE, reason=reason, detail=detail, payload=row_payload(key, stream, row, now_ns),
-                      time_ns=now_ns, venue=key.venue, symbol=key.symbol, kind=key.kind.value, ref_id=venue_id)
+    return DeadLetter(
+        source=SOURCE,
+        reason=reason,
+        detail=detail,
+        payload=row_payload(key, stream, row, now_ns),
+        time_ns=now_ns,
+        venue=key.venue,
+        symbol=key.symbol,
+        kind=key.kind.value,
+        ref_id=venue_id,
+    )
 
 
 class DeadLetterPublisher:
@@ -76,7 +100,7 @@ class DeadLetterPublisher:
             return
         encode = msgspec.msgpack.encode
         for start in range(0, len(letters), 1000):
-            chunk = letters[start:start + 1000]
+            chunk = letters[start : start + 1000]
             async with self.redis.pipeline(transaction=False) as pipe:
                 for letter in chunk:
                     pipe.xadd(DLQ_STREAM, {"d": encode(letter), "source": letter.source, "reason": letter.reason})

@@ -24,8 +24,19 @@ from hftops.model.market import (
     BboRow,
     TradeRow,
 )
-from hftops.model.streams import ENTRY_VERSION, F_COUNT, F_DATA, F_FLUSH_NS, F_HI, F_LO, F_VERSION, MdKind, md_stream
-from hftops.model.streams import md_streams, parse_md_stream
+from hftops.model.streams import (
+    ENTRY_VERSION,
+    F_COUNT,
+    F_DATA,
+    F_FLUSH_NS,
+    F_HI,
+    F_LO,
+    F_VERSION,
+    MdKind,
+    md_stream,
+    md_streams,
+    parse_md_stream,
+)
 from hftops.model.tables import DEAD_LETTER_REPLAYS, DEAD_LETTERS
 from hftops.pipeline.recorder.deadletters import STREAM_FIELD
 from hftops.store.rows import row_id, row_problem
@@ -78,9 +89,23 @@ def load_letters(query: QueryFn, reason: str | None) -> list[Letter]:
     result = query(
         f"SELECT id, source, reason, venue, symbol, kind, ref_id, detail, base64Encode(payload), "
         f"toUnixTimestamp64Nano(time) FROM {DEAD_LETTERS} FINAL "
-        f"WHERE id NOT IN (SELECT id FROM {DEAD_LETTER_REPLAYS}){where} ORDER BY id")
-    return [Letter(str(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), str(r[5]), int(r[6]), str(r[7]),
-                   base64.b64decode(r[8]), int(r[9])) for r in result["rows"]]
+        f"WHERE id NOT IN (SELECT id FROM {DEAD_LETTER_REPLAYS}){where} ORDER BY id"
+    )
+    return [
+        Letter(
+            str(r[0]),
+            str(r[1]),
+            str(r[2]),
+            str(r[3]),
+            str(r[4]),
+            str(r[5]),
+            int(r[6]),
+            str(r[7]),
+            base64.b64decode(r[8]),
+            int(r[9]),
+        )
+        for r in result["rows"]
+    ]
 
 
 def _from_entry_fields(fields: Mapping[str, Any]) -> tuple[str, list[TradeRow] | list[BboRow]]:
@@ -139,12 +164,26 @@ def parse_letter(letter: Letter, venue: str) -> tuple[str, list[TradeRow] | list
 
 def entry_fields(rows: list[TradeRow] | list[BboRow], now_ns: int) -> dict[str, bytes | int]:
     ids = [row_id(r) for r in rows]
-    return {F_VERSION: ENTRY_VERSION, F_COUNT: len(rows), F_LO: min(ids), F_HI: max(ids),
-            F_DATA: BATCH_ENCODER.encode(rows), F_FLUSH_NS: now_ns}
+    return {
+        F_VERSION: ENTRY_VERSION,
+        F_COUNT: len(rows),
+        F_LO: min(ids),
+        F_HI: max(ids),
+        F_DATA: BATCH_ENCODER.encode(rows),
+        F_FLUSH_NS: now_ns,
+    }
 
 
-def replay(config: Config, query: QueryFn, mark: MarkFn, client: redis.Redis, *, reason: str | None = None,
-           dry_run: bool = False, now_ns: Callable[[], int] = time.time_ns) -> ReplayReport:
+def replay(
+    config: Config,
+    query: QueryFn,
+    mark: MarkFn,
+    client: redis.Redis,
+    *,
+    reason: str | None = None,
+    dry_run: bool = False,
+    now_ns: Callable[[], int] = time.time_ns,
+) -> ReplayReport:
     report = ReplayReport(dry_run=dry_run)
     consumed = set(md_streams(config.venue.name, config.venue.symbols, with_bbo=config.venue.bbo))
     letters = load_letters(query, reason)
@@ -190,7 +229,7 @@ def replay(config: Config, query: QueryFn, mark: MarkFn, client: redis.Redis, *,
         for stream, by_id in by_stream.items():
             ordered = [by_id[i] for i in sorted(by_id)]
             for start in range(0, len(ordered), _ROWS_PER_ENTRY):
-                pipe.xadd(stream, entry_fields(ordered[start:start + _ROWS_PER_ENTRY], now_ns()))  # type: ignore[arg-type]
+                pipe.xadd(stream, entry_fields(ordered[start : start + _ROWS_PER_ENTRY], now_ns()))  # type: ignore[arg-type]
                 report.entries += 1
         pipe.execute()
     if marks:

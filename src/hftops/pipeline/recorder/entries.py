@@ -48,7 +48,7 @@ class DlqEntry:
     stream: str
     entry_id: bytes
     letter: DeadLetter
-    redelivered: bool = False  # seen before (pending re-read, claim): check the table before inserting
+    redelivered: bool = False  # seen before (pending re-read, claim)
 
 
 @dataclass(slots=True)
@@ -104,8 +104,9 @@ def decode_entry(stream: str, entry_id: bytes, fields: Fields, redelivered: bool
     kind = key.kind
 
     def poison(reason: str, detail: str) -> PoisonEntry:
-        return PoisonEntry(stream, entry_id, fields, reason, f"{stream} entry {entry_id.decode()}: {detail}",
-                           key, header_ids(fields))
+        return PoisonEntry(
+            stream, entry_id, fields, reason, f"{stream} entry {entry_id.decode()}: {detail}", key, header_ids(fields)
+        )
 
     if not fields:
         return poison("entry_deleted", "the entry was deleted from the stream while pending; its data is gone")
@@ -145,7 +146,8 @@ def _decode_dead_letter(stream: str, entry_id: bytes, fields: Fields, redelivere
         source = fields.get(b"source", b"unknown").decode(errors="replace")
         reason = fields.get(b"reason", b"unknown").decode(errors="replace")
         letter = DeadLetter(
-            source=source, reason=reason,
+            source=source,
+            reason=reason,
             detail=f"undecodable dead letter {entry_id.decode()} ({problem}); payload holds its raw fields",
             payload=msgspec.msgpack.encode({k.decode(errors="replace"): v for k, v in fields.items()}),
             time_ns=int(entry_id.split(b"-")[0]) * 1_000_000,

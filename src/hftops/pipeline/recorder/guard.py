@@ -12,8 +12,14 @@ from pathlib import Path
 
 
 class DiskGuard:
-    def __init__(self, wal_dir: Path, wal_max_bytes: int, free_min_bytes: int, hysteresis: float,
-                 free_bytes: Callable[[], int] | None = None) -> None:
+    def __init__(
+        self,
+        wal_dir: Path,
+        wal_max_bytes: int,
+        free_min_bytes: int,
+        hysteresis: float,
+        free_bytes: Callable[[], int] | None = None,
+    ) -> None:
         self.wal_max_bytes = wal_max_bytes
         self.free_min_bytes = free_min_bytes
         self.hysteresis = hysteresis
@@ -33,8 +39,9 @@ class DiskGuard:
             if wal_bytes > self.wal_max_bytes:
                 reasons.append(f"WAL holds {wal_bytes} bytes, above recorder.wal_max_bytes={self.wal_max_bytes}")
             if self.free < self.free_min_bytes:
-                reasons.append(f"{self.free} bytes free on the WAL disk, below "
-                               f"recorder.disk_free_min_bytes={self.free_min_bytes}")
+                reasons.append(
+                    f"{self.free} bytes free on the WAL disk, below recorder.disk_free_min_bytes={self.free_min_bytes}"
+                )
             if reasons:
                 self.active, self.reason = True, "; ".join(reasons)
                 return True
@@ -47,5 +54,10 @@ class DiskGuard:
         return False
 
     def as_dict(self) -> dict[str, object]:
-        return {"active": self.active, "reason": self.reason, "free_bytes": self.free,
-                "wal_max_bytes": self.wal_max_bytes, "disk_free_min_bytes": self.free_min_bytes}
+        return {
+            "active": self.active,
+            "reason": self.reason,
+            "free_bytes": self.free,
+            "wal_max_bytes": self.wal_max_bytes,
+            "disk_free_min_bytes": self.free_min_bytes,
+        }

@@ -65,7 +65,7 @@ def create_app(recorder: Recorder) -> FastAPI:
         try:
             body = msgspec.json.decode(await request.body(), type=QueryRequest)
         except msgspec.DecodeError as exc:
-            return _json({"error": f"expected a JSON body {{\"sql\": \"SELECT ...\"}}: {exc}"}, 400)
+            return _json({"error": f'expected a JSON body {{"sql": "SELECT ..."}}: {exc}'}, 400)
         try:
             result = await recorder.read_query(body.sql)
         except QueryError as exc:
@@ -79,7 +79,7 @@ def create_app(recorder: Recorder) -> FastAPI:
         try:
             body = msgspec.json.decode(await request.body(), type=ReplayedRequest)
         except msgspec.DecodeError as exc:
-            return _json({"error": f"expected {{\"marks\": [{{\"id\": ..., \"rows\": n}}]}}: {exc}"}, 400)
+            return _json({"error": f'expected {{"marks": [{{"id": ..., "rows": n}}]}}: {exc}'}, 400)
         try:
             stored = await recorder.mark_replayed([(m.id, m.rows) for m in body.marks], body.operator)
         except ValueError as exc:
@@ -108,14 +108,18 @@ def bind_socket(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise OSError(exc.errno, f"recorder: cannot bind {host}:{port} ({exc.strerror}); another recorder "
-                                 "running, or set recorder.query_port") from exc
+        raise OSError(
+            exc.errno,
+            f"recorder: cannot bind {host}:{port} ({exc.strerror}); another recorder "
+            "running, or set recorder.query_port",
+        ) from exc
     sock.listen(128)
     sock.setblocking(False)
     return sock
 
 
 def make_server(app: FastAPI) -> EmbeddedServer:
-    config = uvicorn.Config(app, lifespan="off", log_config=None, access_log=False, timeout_graceful_shutdown=1,
-                            loop="none")
+    config = uvicorn.Config(
+        app, lifespan="off", log_config=None, access_log=False, timeout_graceful_shutdown=1, loop="none"
+    )
     return EmbeddedServer(config)

@@ -39,7 +39,9 @@ class KeyIds:
     floor: int = -1  # ids <= floor are not tracked in memory: ask the database
 
     def top(self) -> int:
-        return max(self.floor, self.stored.max if self.stored else -1, self.wal.max if self.wal else -1)
+        stored = self.stored.max
+        wal = self.wal.max
+        return max(self.floor, -1 if stored is None else stored, -1 if wal is None else wal)
 
 
 @dataclass
@@ -56,7 +58,9 @@ def _id(row: TradeRow | BboRow) -> int:
 
 
 class IdRegistry:
-    def __init__(self, max_ranges: int = 100_000) -> None:
+    # Sequential ids (trades; the simulator's book ids) stay a handful of ranges. Venues whose book ids
+    # have gaps (Binance `u`) make one range per row: the cap keeps that to ~1.5 MB per key.
+    def __init__(self, max_ranges: int = 20_000) -> None:
         self.max_ranges = max_ranges
         self.loaded = False  # False until the stored ids came from the database: every row is then rechecked
         self._keys: dict[Key, KeyIds] = {}
@@ -80,8 +84,9 @@ class IdRegistry:
 
     # -- filtering -------------------------------------------------------------------------------
 
-    def filter(self, key: Key, rows: Sequence[TradeRow] | Sequence[BboRow], lo: int, ordered: bool,
-               batch: IdRanges) -> Filtered:
+    def filter(
+        self, key: Key, rows: Sequence[TradeRow] | Sequence[BboRow], lo: int, ordered: bool, batch: IdRanges
+    ) -> Filtered:
         """Keep rows not yet durable and not earlier in this batch; `batch` collects what is kept.
 
         Fast path: an entry whose ids are strictly increasing and all above everything known needs no
@@ -147,8 +152,10 @@ class IdRegistry:
         return {key.text(): ids.wal.to_list() for key, ids in sorted(self._keys.items()) if ids.wal}
 
     def stored_summary(self) -> dict[str, dict[str, int]]:
-        return {key.text(): {"ranges": ids.stored.range_count, "max": ids.stored.max or -1, "floor": ids.floor}
-                for key, ids in sorted(self._keys.items())}
+        return {
+            key.text(): {"ranges": ids.stored.range_count, "max": ids.stored.max or -1, "floor": ids.floor}
+            for key, ids in sorted(self._keys.items())
+        }
 
 
 def _contiguous(rows: Sequence[TradeRow] | Sequence[BboRow], lo: int) -> bool:

@@ -35,6 +35,9 @@ from hftops.store.rows import KIND_OF_TABLE, line_id, line_row, parse_line, row_
 
 T = TypeVar("T")
 _STREAM_ID = re.compile(r"\d+-\d+")
+# Start-up loads the stored ids of the newest this-many ids per symbol (re-deliveries are recent); a
+# bigger window costs chDB memory at start (groupUniqArray holds the window).
+LOAD_WINDOW_IDS = 1_000_000
 
 
 class GuardActive(Exception):
@@ -42,11 +45,23 @@ class GuardActive(Exception):
 
 
 class Storage:
-    def __init__(self, *, store: Store, wal: Wal, registry: IdRegistry, publisher: DeadLetterPublisher,
-                 metrics: RecorderMetrics, guard: DiskGuard, executor: Executor, wal_executor: Executor,
-                 venue: str, rejected_dir: Path, wall_ns: Callable[[], int] = time.time_ns,
-                 replay_max_rows: int = 20_000,
-                 log: structlog.stdlib.BoundLogger | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        wal: Wal,
+        registry: IdRegistry,
+        publisher: DeadLetterPublisher,
+        metrics: RecorderMetrics,
+        guard: DiskGuard,
+        executor: Executor,
+        wal_executor: Executor,
+        venue: str,
+        rejected_dir: Path,
+        wall_ns: Callable[[], int] = time.time_ns,
+        replay_max_rows: int = 20_000,
+        log: structlog.stdlib.BoundLogger | None = None,
+    ) -> None:
         self.store = store
         self.wal = wal
         self.registry = registry
@@ -65,7 +80,7 @@ class Storage:
         self.dlq_wal_ids: set[str] = set()
         self.pending_letters: list[DeadLetter] = []
 
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+    async def run_db(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
     async def run_wal(self, fn: Callable[..., T], *args: Any) -> T:
@@ -84,26 +99,34 @@ class Storage:
         self.update_wal_gauges()
 
     async def load_stored(self) -> None:
-        """One SQL per market table: runs of stored ids per symbol, newest `max_ranges` per symbol."""
+        """One SQL per market table: runs of stored ids per symbol, in the newest `LOAD_WINDOW_IDS` ids and
+        at most `max_ranges` runs; below that the floor says "ask the table" (only hand replays go there)."""
         cap = self.registry.max_ranges
         for table in MARKET_TABLES:
             column = ID_COLUMN[table]
             sql = (
-                "SELECT symbol, r.1, r.2 FROM (SELECT symbol, arrayZip("
+                "SELECT symbol, r.1, r.2, bottom, top FROM ("
+                "SELECT m.symbol AS symbol, any(w.bottom) AS bottom, any(w.top) AS top, "
+                "arraySort(groupUniqArray(m.id)) AS ids, arrayZip("
                 "arrayFilter((x, i) -> i = 1 OR x != ids[i - 1] + 1, ids, arrayEnumerate(ids)), "
                 "arrayFilter((x, i) -> i = length(ids) OR x + 1 != ids[i + 1], ids, arrayEnumerate(ids))) AS runs "
-                f"FROM (SELECT symbol, arraySort(groupUniqArray({column})) AS ids FROM {table} "
-                "WHERE venue = {venue:String} GROUP BY symbol)) ARRAY JOIN runs AS r "
-                f"ORDER BY symbol, r.1 DESC LIMIT {cap + 1} BY symbol"
+                f"FROM (SELECT symbol, {column} AS id FROM {table} WHERE venue = {{venue:String}}) AS m "
+                f"INNER JOIN (SELECT symbol, min({column}) AS bottom, max({column}) AS top FROM {table} "
+                "WHERE venue = {venue:String} GROUP BY symbol) AS w ON m.symbol = w.symbol "
+                f"WHERE m.id + {LOAD_WINDOW_IDS} > w.top GROUP BY m.symbol) "
+                f"ARRAY JOIN runs AS r ORDER BY symbol, r.1 DESC LIMIT {cap + 1} BY symbol"
             )
-            result = await self._run(self.store.query, sql, {"venue": self.venue})
+            result = await self.run_db(self.store.query, sql, {"venue": self.venue})
             runs: dict[str, list[tuple[int, int]]] = {}
-            for symbol, lo, hi in result.rows:
+            floors: dict[str, int] = {}
+            for symbol, lo, hi, bottom, top in result.rows:
                 runs.setdefault(symbol, []).append((int(lo), int(hi)))
+                if int(bottom) + LOAD_WINDOW_IDS <= int(top):
+                    floors[symbol] = int(top) - LOAD_WINDOW_IDS  # older ids were left out of the scan
             for symbol, pairs in runs.items():
-                floor = -1
+                floor = floors.get(symbol, -1)
                 if len(pairs) > cap:
-                    floor = pairs.pop()[1]  # the oldest run: everything up to it is asked of the table
+                    floor = max(floor, pairs.pop()[1])  # the oldest run: everything up to it is asked of the table
                 self.registry.load_stored(Key(self.venue, KIND_OF_TABLE[table], symbol), pairs, floor)
         self.registry.loaded = True
 
@@ -115,12 +138,17 @@ class Storage:
         if self.db_healthy:
             self.db_healthy = False
             self.metrics.db_healthy.set(0)
-            self.log.warning("database_failing", error=self.db_error, wal_dir=str(self.wal.directory),
-                             **self.wal.summary(), action="writing batches to the WAL; probing the database")
+            self.log.warning(
+                "database_failing",
+                error=self.db_error,
+                wal_dir=str(self.wal.directory),
+                **self.wal.summary(),
+                action="writing batches to the WAL; probing the database",
+            )
 
     async def probe(self) -> bool:
         try:
-            await self._run(self.store.ping)
+            await self.run_db(self.store.ping)
             if not self.registry.loaded:
                 await self.load_stored()
         except StoreError as exc:
@@ -174,7 +202,7 @@ class Storage:
 
     async def _insert(self, job: InsertJob, replayed: bool = False) -> None:
         started = time.perf_counter()
-        await self._run(self.store.insert, job.table, INSERT_COLUMNS[job.table], job.body, job.token)
+        await self.run_db(self.store.insert, job.table, INSERT_COLUMNS[job.table], job.body, job.token)
         seconds = time.perf_counter() - started
         for key, ranges in job.ids.items():
             self.registry.mark_stored(key, ranges)
@@ -203,19 +231,21 @@ class Storage:
     async def _resolve_recheck(self, job: InsertJob) -> None:
         existing: set[tuple[str, str, int | str]] = set()
         if job.table == DEAD_LETTERS:
-            ids = [i for i in job.dlq_ids if _STREAM_ID.fullmatch(i)]
-            if ids:
-                quoted = ", ".join(f"'{i}'" for i in ids)
-                result = await self._run(self.store.query, f"SELECT id FROM {DEAD_LETTERS} WHERE id IN ({quoted})")
+            entry_ids = [i for i in job.dlq_ids if _STREAM_ID.fullmatch(i)]
+            if entry_ids:
+                quoted = ", ".join(f"'{i}'" for i in entry_ids)
+                result = await self.run_db(self.store.query, f"SELECT id FROM {DEAD_LETTERS} WHERE id IN ({quoted})")
                 existing = {("", "", str(row[0])) for row in result.rows}
         else:
             column = ID_COLUMN[job.table]
             for key, ids in job.recheck.items():
                 listed = ", ".join(str(int(i)) for i in sorted(set(ids)))
-                result = await self._run(
+                result = await self.run_db(
                     self.store.query,
                     f"SELECT {column} FROM {job.table} WHERE venue = {{v:String}} AND symbol = {{s:String}} "
-                    f"AND {column} IN ({listed})", {"v": key.venue, "s": key.symbol})
+                    f"AND {column} IN ({listed})",
+                    {"v": key.venue, "s": key.symbol},
+                )
                 existing.update((key.venue, key.symbol, int(row[0])) for row in result.rows)
         job.recheck = {}
         job.dlq_recheck = False
@@ -229,8 +259,9 @@ class Storage:
     async def _isolate(self, job: InsertJob, error: InsertRejected) -> None:
         """Dead-letter exactly the refused rows and insert the rest; lines left when the database goes
         down meanwhile stay in the job (for the WAL)."""
-        self.log.warning("insert_rejected", table=job.table, rows=job.rows, error=str(error),
-                         action="isolating the refused rows")
+        self.log.warning(
+            "insert_rejected", table=job.table, rows=job.rows, error=str(error), action="isolating the refused rows"
+        )
         good: list[bytes] = []
         refused: list[tuple[bytes, str]] = []
         for line in job.body.split(b"\n"):
@@ -251,8 +282,9 @@ class Storage:
                 continue
             body = b"\n".join(part)
             try:
-                await self._run(self.store.insert, job.table, INSERT_COLUMNS[job.table], body,
-                                derived_token(job.token, body))
+                await self.run_db(
+                    self.store.insert, job.table, INSERT_COLUMNS[job.table], body, derived_token(job.token, body)
+                )
                 inserted.extend(part)
             except InsertRejected as exc:
                 if len(part) == 1:
@@ -290,9 +322,16 @@ class Storage:
             venue, symbol, row = line_row(table, line)
             key = Key(venue, KIND_OF_TABLE[table], symbol)
             reason = deadletters.INVALID_ROW if "refused" not in problem else deadletters.REJECTED_BY_DATABASE
-            self.pending_letters.append(deadletters.row_letter(
-                key, md_stream(venue, key.kind, symbol), row, reason, f"{key.text()} id {line_id(table, line)}: "
-                f"{problem}", now))
+            self.pending_letters.append(
+                deadletters.row_letter(
+                    key,
+                    md_stream(venue, key.kind, symbol),
+                    row,
+                    reason,
+                    f"{key.text()} id {line_id(table, line)}: {problem}",
+                    now,
+                )
+            )
             self.registry.drop_wal(key, IdRanges.single(int(line_id(table, line)), int(line_id(table, line))))
 
     # -- replay ------------------------------------------------------------------------------------
@@ -326,8 +365,9 @@ class Storage:
         target = await self.run_wal(self.wal.finish, segment)
         self.update_wal_gauges()
         self.guard.update(self.wal.bytes)
-        self.log.info("wal_segment_replayed", segment=segment.path.name, records=len(segment.records),
-                      moved_to=str(target))
+        self.log.info(
+            "wal_segment_replayed", segment=segment.path.name, records=len(segment.records), moved_to=str(target)
+        )
         return True
 
     async def _replay_records(self, records: list[WalRecord]) -> bool:

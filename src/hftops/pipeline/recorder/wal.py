@@ -99,7 +99,7 @@ def segment_name(seq: int) -> str:
 def segment_files(directory: Path) -> list[tuple[int, Path]]:
     found = []
     for path in directory.glob(f"{SEGMENT_PREFIX}*{SEGMENT_SUFFIX}"):
-        digits = path.name[len(SEGMENT_PREFIX):-len(SEGMENT_SUFFIX)]
+        digits = path.name[len(SEGMENT_PREFIX) : -len(SEGMENT_SUFFIX)]
         if digits.isdigit() and path.is_file():
             found.append((int(digits), path))
     return sorted(found)
@@ -115,7 +115,7 @@ def _try_record(data: bytes, pos: int) -> tuple[str, int, WalRecord | None]:
     end = pos + _HEADER.size + length
     if end > len(data):
         return "partial", end, None
-    payload = data[pos + _HEADER.size:end]
+    payload = data[pos + _HEADER.size : end]
     if zlib.crc32(payload) != crc:
         return "damaged", end, None
     try:
@@ -139,7 +139,7 @@ def scan_segment(path: Path) -> ScanResult:
         if MAGIC.startswith(data):
             return ScanResult([], [], 0)  # cut short while being created
         return ScanResult([], [f"{path.name}: not a WAL segment ({len(data)} bytes)"], None, bad_magic=True)
-    if data[:len(MAGIC)] != MAGIC:
+    if data[: len(MAGIC)] != MAGIC:
         return ScanResult([], [f"{path.name}: not a WAL segment (bad magic {data[:8]!r})"], None, bad_magic=True)
     records: list[RecordRef] = []
     problems: list[str] = []
@@ -147,16 +147,22 @@ def scan_segment(path: Path) -> ScanResult:
     while pos < len(data):
         status, end, record = _try_record(data, pos)
         if status == "ok" and record is not None:
-            records.append(RecordRef(pos, end - pos, record.table, record.token, record.ids, record.dlq_ids,
-                                     record.rows))
+            records.append(
+                RecordRef(pos, end - pos, record.table, record.token, record.ids, record.dlq_ids, record.rows)
+            )
             pos = end
             continue
         resume = _next_valid(data, pos + 1)
         if resume is None and status in ("partial", "garbage"):
             return ScanResult(records, problems, pos)  # torn tail: never fsynced whole, never acked
-        problems.append(f"{path.name}: {status} record at offset {pos}"
-                        + (f", skipped to the next readable record at {resume}" if resume is not None
-                           else ", nothing readable after it"))
+        problems.append(
+            f"{path.name}: {status} record at offset {pos}"
+            + (
+                f", skipped to the next readable record at {resume}"
+                if resume is not None
+                else ", nothing readable after it"
+            )
+        )
         if resume is None:
             break
         pos = resume
@@ -186,8 +192,14 @@ def _fsync_dir(path: Path) -> None:
 class Wal:
     """Single-threaded: the recorder calls it only from its one storage worker thread."""
 
-    def __init__(self, directory: Path, archive: Path, segment_bytes: int, archive_max_bytes: int,
-                 on_event: Callable[[str, dict[str, Any]], None] | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        archive: Path,
+        segment_bytes: int,
+        archive_max_bytes: int,
+        on_event: Callable[[str, dict[str, Any]], None] | None = None,
+    ) -> None:
         self.directory = directory
         self.archive = archive
         self.quarantine = directory / QUARANTINE
@@ -211,8 +223,13 @@ class Wal:
         return sum(len(s.records) - s.replayed for s in self.segments)
 
     def summary(self) -> dict[str, int]:
-        return {"segments": len(self.segments), "bytes": self.bytes, "records": self.records,
-                "torn_tails": self.torn_tails, "corrupt_records": self.corrupt_records}
+        return {
+            "segments": len(self.segments),
+            "bytes": self.bytes,
+            "records": self.records,
+            "torn_tails": self.torn_tails,
+            "corrupt_records": self.corrupt_records,
+        }
 
     # -- recovery ----------------------------------------------------------------------------------
 
@@ -235,8 +252,10 @@ class Wal:
                     handle.flush()
                     os.fsync(handle.fileno())
                 self.torn_tails += 1
-                self.on_event("wal_torn_tail", {"segment": path.name, "offset": scan.torn_at,
-                                                "bytes_dropped": size - scan.torn_at})
+                self.on_event(
+                    "wal_torn_tail",
+                    {"segment": path.name, "offset": scan.torn_at, "bytes_dropped": size - scan.torn_at},
+                )
             if not scan.records and not scan.problems:
                 path.unlink()  # empty (or only a torn first record): nothing was ever acked against it
                 continue
@@ -355,10 +374,14 @@ class Wal:
         self.quarantine.mkdir(parents=True, exist_ok=True)
         target = self.quarantine / segment.path.name
         os.replace(segment.path, target)
-        report = {"segment": segment.path.name, "problems": segment.problems,
-                  "records_replayed": segment.replayed, "records_readable": len(segment.records),
-                  "note": "records listed as damaged were acknowledged and are not in the database; "
-                          "their data is lost unless a collector backfill or the venue can re-send it"}
+        report = {
+            "segment": segment.path.name,
+            "problems": segment.problems,
+            "records_replayed": segment.replayed,
+            "records_readable": len(segment.records),
+            "note": "records listed as damaged were acknowledged and are not in the database; "
+            "their data is lost unless a collector backfill or the venue can re-send it",
+        }
         (self.quarantine / f"{segment.path.name}.report.json").write_text(json.dumps(report, indent=2))
         _fsync_dir(self.quarantine)
         _fsync_dir(self.directory)
@@ -381,4 +404,3 @@ class Wal:
                 os.close(self._fd)
             self._fd = None
         self._active = None  # an unsealed active segment is recovered like any other at the next start
-

@@ -1,0 +1,147 @@
+"""The reader task: pending entries first (claimed and own), then XREADGROUP into bounded batches."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import structlog
+from redis.exceptions import RedisError
+
+from hftops.config.schema import RecorderConfig
+from hftops.model.streams import DLQ_STREAM
+from hftops.pipeline.recorder import deadletters
+from hftops.pipeline.recorder.batches import Batch
+from hftops.pipeline.recorder.consumer import Delivered, StreamConsumer
+from hftops.pipeline.recorder.entries import Entry, PoisonEntry, decode_entry, header_ids, stream_key
+from hftops.pipeline.recorder.flags import RunFlags, redis_failed
+from hftops.pipeline.recorder.guard import DiskGuard
+from hftops.pipeline.recorder.metrics import RecorderMetrics
+
+READ_PACING_S = 0.01  # not backlogged: let entries gather instead of one round trip per 2 ms collector flush
+
+
+class EntryReader:
+    def __init__(
+        self,
+        consumer: StreamConsumer,
+        settings: RecorderConfig,
+        *,
+        queue: asyncio.Queue[Batch | None],
+        metrics: RecorderMetrics,
+        guard: DiskGuard,
+        flags: RunFlags,
+        log: structlog.stdlib.BoundLogger,
+        redis_url: str,
+        max_rows_per_entry: int,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.consumer = consumer
+        self.settings = settings
+        self.queue = queue
+        self.metrics = metrics
+        self.guard = guard
+        self.flags = flags
+        self.log = log
+        self.redis_url = redis_url
+        self.monotonic = monotonic
+        # An upper bound of rows per entry (the collector's flush_max, or more if seen): it sizes COUNT so
+        # one read of a backlog cannot pull far more than batch_max_rows rows into memory.
+        self.max_rows_per_entry = max_rows_per_entry
+
+    async def run(self) -> None:
+        batch: Batch | None = None
+        batch_s = self.settings.batch_max_ms / 1000
+        try:
+            batch = await self._recover_pending()
+            claim_every = max(1.0, self.settings.claim_idle_ms / 1000)
+            next_claim = self.monotonic() + claim_every
+            while not self.flags.stopping:
+                now = self.monotonic()
+                if batch is not None and (batch.rows >= self.settings.batch_max_rows or now - batch.started >= batch_s):
+                    await self.queue.put(batch)
+                    batch = None
+                    continue
+                if self.guard.active:
+                    await asyncio.sleep(0.05)  # stop reading: the data stays in Redis
+                    continue
+                try:
+                    if now >= next_claim:
+                        next_claim = now + claim_every
+                        for delivered in await self.consumer.claim_entries():
+                            batch = self._add(batch, self._decode(delivered, redelivered=True))
+                    block_ms = 100 if batch is None else int((batch.started + batch_s - now) * 1000) + 1
+                    delivered_list = await self.consumer.read_new(self._read_count(batch), block_ms)
+                    self.flags.redis_ok = True
+                except (RedisError, OSError) as exc:
+                    await redis_failed(self.flags, self.metrics, self.log, self.redis_url, "read", exc)
+                    continue
+                for delivered in delivered_list:
+                    batch = self._add(batch, self._decode(delivered, redelivered=False))
+                if batch is not None and not self.consumer.saturated:
+                    pause = min(READ_PACING_S, batch.started + batch_s - self.monotonic())
+                    if pause > 0:
+                        await asyncio.sleep(pause)
+        finally:
+            if batch is not None and not self.flags.abandon:
+                await self.queue.put(batch)  # SIGTERM: finish the current batch too
+            await self.queue.put(None)
+
+    def _decode(self, delivered: Delivered, redelivered: bool) -> Entry:
+        max_deliveries = self.settings.max_deliveries
+        if delivered.deliveries > max_deliveries and delivered.stream != DLQ_STREAM:
+            return PoisonEntry(
+                delivered.stream,
+                delivered.entry_id,
+                delivered.fields,
+                deadletters.TOO_MANY_DELIVERIES,
+                f"{delivered.stream} entry {delivered.entry_id.decode()} was delivered {delivered.deliveries} "
+                f"times (recorder.max_deliveries={max_deliveries}) without being stored",
+                stream_key(delivered.stream),
+                header_ids(delivered.fields),
+            )
+        entry = decode_entry(delivered.stream, delivered.entry_id, delivered.fields, redelivered)
+        rows = getattr(entry, "rows", None)
+        if rows is not None and len(rows) > self.max_rows_per_entry:
+            self.max_rows_per_entry = len(rows)
+        return entry
+
+    def _read_count(self, batch: Batch | None) -> int:
+        remaining = self.settings.batch_max_rows - (batch.rows if batch else 0)
+        per_read = self.max_rows_per_entry * max(1, len(self.consumer.streams))
+        return max(1, min(self.settings.read_count, remaining // per_read + 1))
+
+    def _add(self, batch: Batch | None, entry: Entry) -> Batch:
+        if batch is None:
+            batch = Batch(started=self.monotonic())
+        batch.add(entry)
+        self.metrics.entries_read.inc()
+        self.metrics.tallies.entries_read += 1
+        return batch
+
+    async def _recover_pending(self) -> Batch | None:
+        """Before new data: claim what dead consumers left, then re-read this consumer's pending entries."""
+        while not self.flags.stopping:
+            try:
+                claimed, vanished = await self.consumer.claim_ids()
+                if claimed or vanished:
+                    self.log.info(
+                        "claimed_pending", entries=claimed, vanished=vanished, idle_ms=self.settings.claim_idle_ms
+                    )
+                batch: Batch | None = None
+                pending = 0
+                async for chunk in self.consumer.own_pending():
+                    for delivered in chunk:
+                        batch = self._add(batch, self._decode(delivered, redelivered=True))
+                        pending += 1
+                    if batch is not None and batch.rows >= self.settings.batch_max_rows:
+                        await self.queue.put(batch)
+                        batch = None
+                if pending:
+                    self.log.info("pending_reread", entries=pending)
+                self.flags.redis_ok = True
+                return batch
+            except (RedisError, OSError) as exc:
+                await redis_failed(self.flags, self.metrics, self.log, self.redis_url, "pending", exc)
+        return None
