@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, settings
 # The repository root on sys.path makes `tests.support` importable from every test module.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hftops.bus.valkey_server import ValkeySpec, start_valkey, wait_until_ready  # noqa: E402
-from tests.support.platform import TestPlatform  # noqa: E402
-from tests.support.ports import free_port  # noqa: E402
+from hftops.bus.valkey_server import ValkeySpec, start_valkey, wait_until_ready
+from tests.support.platform import TestPlatform
+from tests.support.ports import free_port
 
 
 class ValkeyHandle:
