@@ -17,6 +17,14 @@ SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "ADAUSDT", "DO
            "AVAXUSDT", "LINKUSDT"]
 
 
+def _pinning(enabled: bool) -> dict[str, dict[str, list[int]]]:
+    """HFT_BENCH_PIN=1: the producer side (collector, Valkey) on core 0, the consumer side on core 1."""
+    if not enabled:
+        return {}
+    return {"collector": {"cpu_affinity": [0]}, "redis": {"cpu_affinity": [0]},
+            "recorder": {"cpu_affinity": [1]}, "venue": {"cpu_affinity": [1]}}
+
+
 class BenchPlatform:
     def __init__(self, root: Path, symbols: int) -> None:
         self.root = root
@@ -29,7 +37,8 @@ class BenchPlatform:
             "recorder": {"query_port": free_port()},
             "api": {"port": free_port()},
             # The capture budgets are for the capture path; HFT_BENCH_ENGINE=1 adds the trading engine's load.
-            "supervisor": {"components": {"engine": {"enabled": os.environ.get("HFT_BENCH_ENGINE") == "1"}}},
+            "supervisor": {"components": {"engine": {"enabled": os.environ.get("HFT_BENCH_ENGINE") == "1"},
+                                          **_pinning(os.environ.get("HFT_BENCH_PIN") == "1")}},
         }
         self.config_path = root / "bench.yaml"
         self.config_path.write_text(yaml.safe_dump(self.tree))
