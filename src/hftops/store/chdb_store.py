@@ -92,10 +92,8 @@ class ChdbStore:
         self._read = self._write = None
 
     def _check_fault(self) -> None:
-        if self.fault is not None and self.fault.is_down():
-            raise DatabaseUnavailable(
-                f"{self.description}: fault switch {self.fault.path} is on (clear it with `trading db fault up`)"
-            )
+        if self.fault is not None:
+            self.fault.raise_if_down(self.description)
 
     def insert(self, table: str, columns: tuple[str, ...], body: bytes, token: str) -> None:
         self._check_fault()

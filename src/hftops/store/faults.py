@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Final
 
 from hftops.config.paths import DataPaths
+from hftops.store.errors import DatabaseUnavailable
 
 CLICKHOUSE_DOWN: Final = "clickhouse_down"
 
@@ -23,6 +24,11 @@ class FaultSwitch:
 
     def is_down(self) -> bool:
         return os.path.exists(self.path)
+
+    def raise_if_down(self, store: str) -> None:
+        """What every backend calls before an insert or a health probe."""
+        if self.is_down():
+            raise DatabaseUnavailable(f"{store}: fault switch {self.path} is on (clear it with `trading db fault up`)")
 
     def set_down(self, down: bool, reason: str = "") -> None:
         if down:

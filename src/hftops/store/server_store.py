@@ -93,10 +93,8 @@ class ServerStore:
         self._drop_client()
 
     def _check_fault(self) -> None:
-        if self.fault is not None and self.fault.is_down():
-            raise DatabaseUnavailable(
-                f"{self.description}: fault switch {self.fault.path} is on (clear it with `trading db fault up`)"
-            )
+        if self.fault is not None:
+            self.fault.raise_if_down(self.description)
 
     def insert(self, table: str, columns: tuple[str, ...], body: bytes, token: str) -> None:
         from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
