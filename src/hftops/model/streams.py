@@ -68,3 +68,29 @@ def exec_stream(venue: str, kind: ExecKind | str) -> str:
 
 def exec_streams(venue: str) -> list[str]:
     return [exec_stream(venue, kind) for kind in ExecKind]
+
+
+# --- engine commands (supervisor/API/CLI -> running engine) and their replies ---
+ENGINE_CMD_STREAM: Final = "ops:engine:cmd"  # fields: id, cmd, args (JSON), operator, reason, ts_ns
+ENGINE_REPLY_STREAM: Final = "ops:engine:reply"  # fields: id, ok ("1"/"0"), result (JSON)
+ENGINE_CMD_MAXLEN: Final = 10_000  # control traffic only; approximate trim keeps it bounded
+
+
+# --- operational events of the safety layer (engine -> recorder): `ops:events:{kind}`, field "d" = msgpack ---
+OPS_EVENTS_PREFIX: Final = "ops:events"
+
+
+class OpsKind(StrEnum):
+    SESSION = "session"  # model.ops_events.SessionTransition
+    AUTONOMY = "autonomy"  # model.ops_events.AutonomyTransition
+    EVIDENCE = "evidence"  # model.ops_events.EvidenceRecord
+    FLATTEN = "flatten"  # model.ops_events.FlattenReport
+    MARGIN = "margin"  # model.ops_events.MarginEvent
+
+
+def ops_stream(kind: OpsKind | str) -> str:
+    return f"{OPS_EVENTS_PREFIX}:{OpsKind(kind).value}"
+
+
+def ops_streams() -> list[str]:
+    return [ops_stream(kind) for kind in OpsKind]
