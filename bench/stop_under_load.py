@@ -45,7 +45,8 @@ def one_round(rate: int, load_s: float, symbols: int) -> dict[str, float | int |
             report = {}
         return {"start_s": start_s, "stop_wall_s": stop_s, "stop_exit": stop.returncode,
                 "stop_supervisor_s": float(report.get("duration_s", float("nan"))),
-                "balanced": bool((report.get("ledger_after") or {}).get("balanced"))}
+                "balanced": bool((report.get("ledger_after") or {}).get("balanced")),
+                "timings": report.get("timings"), "steps": [(s.get("component"), s.get("duration_s")) for s in report.get("steps", [])]}
 
 
 def main() -> None:
@@ -61,6 +62,7 @@ def main() -> None:
     for i, r in enumerate(rows, 1):
         print(f"{i:>5} {r['start_s']:>14.2f} {r['stop_wall_s']:>11.2f} {r['stop_supervisor_s']:>20.2f} "
               f"{r['stop_exit']:>4} {'yes' if r['balanced'] else 'NO':>8}")
+        print(f"      phases: {r['timings']}  steps: {r['steps']}")
     print("budgets: stop under 20,000 msg/s <= 2 s with zero loss; start to ready <= 5 s (warm)")
     print("stop wall time includes the CLI's own Python start-up (~0.5 s) and the final ledger check")
 

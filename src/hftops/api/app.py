@@ -23,14 +23,13 @@ from starlette.background import BackgroundTask
 from hftops.api.auth import check_bearer
 from hftops.api.metrics import exposition
 from hftops.control import logview
-from hftops.control.audit import AuditEvent, default_actor
+from hftops.control.audit import OPERATOR_PATTERN, AuditEvent, default_actor
 from hftops.control.shutdown import ShutdownPlan
 from hftops.model.components import COMPONENT_NAMES
 
 if TYPE_CHECKING:
     from hftops.control.supervisor import Supervisor
 
-OPERATOR_PATTERN = r"^[A-Za-z0-9_.@-]{1,64}$"
 
 
 class Body(BaseModel):

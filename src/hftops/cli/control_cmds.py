@@ -17,7 +17,7 @@ from rich.console import Console
 from hftops.config.loader import ConfigError, load_config
 from hftops.config.paths import DataPaths
 from hftops.config.schema import Config
-from hftops.control.audit import AuditLog, default_actor
+from hftops.control.audit import OPERATOR_PATTERN, AuditLog, default_actor
 from hftops.logs import configure_logging
 from hftops.model.components import COMPONENT_NAMES
 
@@ -53,8 +53,6 @@ def _load(config_path: Path | None) -> Config:
 
 
 def _operator(operator: str | None) -> str:
-    from hftops.api.app import OPERATOR_PATTERN
-
     who = operator or default_actor()
     if not re.fullmatch(OPERATOR_PATTERN, who):
         typer.echo(f"--operator {who!r}: use 1-64 letters, digits, '_', '.', '@' or '-'", err=True)

@@ -48,6 +48,9 @@ def component_stop_event(component: str) -> str:
     return f"{component.upper()}_STOP"
 
 
+OPERATOR_PATTERN = r"^[A-Za-z0-9_.@-]{1,64}$"  # an audit actor: 1-64 letters, digits, _ . @ -
+
+
 def default_actor() -> str:
     try:
         return getpass.getuser()

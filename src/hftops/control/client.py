@@ -7,8 +7,7 @@ from typing import Any
 import httpx
 
 from hftops.config.paths import DataPaths
-from hftops.control.main import CONTROL_SOCKET
-from hftops.control.pidfiles import InstanceLock
+from hftops.control.pidfiles import CONTROL_SOCKET, InstanceLock
 
 
 class SupervisorUnavailable(Exception):

@@ -14,15 +14,15 @@ from typing import Any
 from hftops.config.paths import DataPaths
 from hftops.config.schema import Config
 from hftops.control.audit import AuditLog
+from hftops.control.dataflow import warm_store_reader
 from hftops.control.httpserver import ApiRunner, ServedApp, unix_socket
-from hftops.control.pidfiles import SUPERVISOR, InstanceLock, PidFiles
+from hftops.control.pidfiles import CONTROL_SOCKET, SUPERVISOR, InstanceLock, PidFiles
 from hftops.control.registry import build_registry
 from hftops.control.runner import ProcessRunner
 from hftops.control.shutdown import ShutdownPlan, ShutdownReport
 from hftops.control.supervisor import Runner, Supervisor
 from hftops.logs import configure_logging
 
-CONTROL_SOCKET = "supervisor.sock"
 EXIT_START_FAILED = 1
 
 
@@ -90,6 +90,7 @@ async def run_supervisor(
         hooks.failed(SUPERVISOR, f"another supervisor is running (pid {running.pid if running else '?'})")
         return EXIT_START_FAILED
     pidfiles.write(SUPERVISOR, os.getpid())
+    warm_store_reader(config)
     sup = build_supervisor(config)
     local: ServedApp | None = None
     try:

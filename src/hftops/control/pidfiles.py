@@ -19,6 +19,7 @@ from pathlib import Path
 import psutil
 
 SUPERVISOR = "supervisor"
+CONTROL_SOCKET = "supervisor.sock"  # the supervisor's HTTP API on a 0600 unix socket in the run directory
 _CREATE_TIME_TOLERANCE_S = 0.05
 
 
