@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Final
 
 from hftops.model.tables import DEAD_LETTER_REPLAYS, DEAD_LETTERS, MARKET_BBO, MARKET_TRADES
+from hftops.store.event_tables import EVENT_INSERT_COLUMNS, event_statements
 
 DEDUP_WINDOW: Final = 1000  # inserts remembered per table for insert_deduplication_token
 # Small compression blocks: a merge holds one block buffer per column per part, and with ClickHouse's 1 MB
@@ -71,6 +72,7 @@ INSERT_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
     MARKET_BBO: BBO_INSERT_COLUMNS,
     DEAD_LETTERS: DEAD_LETTER_INSERT_COLUMNS,
     DEAD_LETTER_REPLAYS: DEAD_LETTER_REPLAY_INSERT_COLUMNS,
+    **EVENT_INSERT_COLUMNS,  # orders, fills, positions, ... (store/event_tables.py)
 }
 
 # The column holding the venue id of each market table (the deduplication key with venue and symbol).
@@ -191,4 +193,5 @@ def schema_statements(database: str) -> list[str]:
         _market_bbo(database),
         _dead_letters(database),
         _dead_letter_replays(database),
+        *event_statements(database, TABLE_SETTINGS),
     ]

@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 
 from hftops.model.tables import DEAD_LETTERS, MARKET_BBO, MARKET_TRADES
 from hftops.pipeline.intervals import IdRanges
-from hftops.pipeline.recorder.entries import DlqEntry, EmptyEntry, Entry, MdEntry, PoisonEntry
+from hftops.pipeline.recorder.entries import DlqEntry, EmptyEntry, Entry, EventEntry, MdEntry, PoisonEntry
+from hftops.pipeline.recorder.event_jobs import EventJob, build_event_jobs
+from hftops.pipeline.recorder.event_keys import EventKeys
+from hftops.pipeline.recorder.event_rows import EventRow
 from hftops.pipeline.recorder.idset import IdRegistry, Key
 from hftops.pipeline.recorder.wal import WalRecord
 from hftops.store.rows import TABLE_OF_KIND, dead_letter_line, market_lines
@@ -23,7 +26,7 @@ class Batch:
     started: float  # monotonic time of the first entry: the batch closes batch_max_ms later
     entries: list[Entry] = field(default_factory=list)
     rows: int = 0
-    jobs: list[InsertJob] | None = None  # built on first attempt, reused by every retry
+    jobs: list[InsertJob | EventJob] | None = None  # built on first attempt, reused by every retry
     poison_published: bool = False
 
     def add(self, entry: Entry) -> None:
@@ -125,10 +128,11 @@ class BuildStats:
 
 
 def build_jobs(
-    batch: Batch, registry: IdRegistry, dlq_wal_ids: set[str], ingest_us: int
-) -> tuple[list[InsertJob], BuildStats]:
+    batch: Batch, registry: IdRegistry, dlq_wal_ids: set[str], ingest_us: int, event_keys: EventKeys | None = None
+) -> tuple[list[InsertJob | EventJob], BuildStats]:
     """Filter the batch against what is already durable and turn it into at most one job per table."""
     stats = BuildStats()
+    events: list[tuple[str, list[EventRow]]] = []
     lines: dict[str, list[bytes]] = defaultdict(list)
     kept_ids: dict[str, dict[Key, IdRanges]] = defaultdict(dict)
     recheck: dict[str, dict[Key, list[int]]] = defaultdict(dict)
@@ -155,8 +159,10 @@ def build_jobs(
                 continue
             dlq_ids.append(entry_id)
             lines[DEAD_LETTERS].append(dead_letter_line(entry_id, entry.letter, ingest_us))
+        elif isinstance(entry, EventEntry):
+            events.append((entry.table, entry.events))
     ranges = _stream_ranges(batch.entries)
-    jobs = []
+    jobs: list[InsertJob | EventJob] = []
     for table in (MARKET_TRADES, MARKET_BBO, DEAD_LETTERS):
         if not lines.get(table):
             continue
@@ -177,4 +183,9 @@ def build_jobs(
                 event_ms=event_ms.get(table, []),
             )
         )
+    if events:
+        built = build_event_jobs(events, event_keys or EventKeys(), lambda table, body: make_token(table, ranges, body))
+        jobs.extend(built.jobs)
+        for table, n in built.duplicates.items():
+            stats.duplicates[table] += n
     return jobs, stats

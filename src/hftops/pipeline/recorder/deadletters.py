@@ -48,6 +48,7 @@ def row_payload(key: Key, stream: str, row: TradeRow | BboRow, now_ns: int) -> b
 def poison_letters(entry: PoisonEntry, now_ns: int) -> list[DeadLetter]:
     """Letters for one poison entry: one per id named by its header (payload on the first), else one."""
     key = entry.key
+    venue, kind = (key.venue, key.kind.value) if key else (entry.label or ("", ""))
 
     def letter(detail: str, payload: bytes, ref_id: int) -> DeadLetter:
         return DeadLetter(
@@ -56,9 +57,9 @@ def poison_letters(entry: PoisonEntry, now_ns: int) -> list[DeadLetter]:
             detail=detail,
             payload=payload,
             time_ns=now_ns,
-            venue=key.venue if key else "",
+            venue=venue,
             symbol=key.symbol if key else "",
-            kind=key.kind.value if key else "",
+            kind=kind,
             ref_id=ref_id,
         )
 

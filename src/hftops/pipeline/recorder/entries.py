@@ -1,4 +1,5 @@
-"""Stream entries as the recorder reads them: decoded market-data batches, dead letters, or poison."""
+"""Stream entries as the recorder reads them: decoded market-data batches, engine/safety-layer events, dead
+letters, or poison."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from hftops.model.streams import (
     MdKind,
     parse_md_stream,
 )
+from hftops.pipeline.recorder.event_rows import BadEvent, EventRow
+from hftops.pipeline.recorder.event_streams import event_kind_of, is_event_stream
 from hftops.pipeline.recorder.idset import Key, strictly_increasing
 
 _F_VERSION, _F_COUNT, _F_LO, _F_HI, _F_DATA, _F_FLUSH = (
@@ -62,6 +65,18 @@ class PoisonEntry:
     detail: str
     key: Key | None = None
     header_ids: tuple[int, int, int] | None = field(default=None)  # (n, lo, hi) when the header parses
+    label: tuple[str, str] | None = None  # (venue, kind) of an event stream entry, e.g. ("sim", "exec:fills")
+
+
+@dataclass(slots=True)
+class EventEntry:
+    """One engine or safety-layer event (exec:* / ops:events:*), as rows of its table."""
+
+    stream: str
+    entry_id: bytes
+    table: str
+    events: list[EventRow]
+    redelivered: bool = False
 
 
 @dataclass(slots=True)
@@ -72,7 +87,7 @@ class EmptyEntry:
     entry_id: bytes
 
 
-Entry = MdEntry | DlqEntry | PoisonEntry | EmptyEntry
+Entry = MdEntry | EventEntry | DlqEntry | PoisonEntry | EmptyEntry
 
 
 def _int_field(fields: Fields, name: bytes) -> int | None:
@@ -97,9 +112,26 @@ def stream_key(stream: str) -> Key:
     return Key(*parse_md_stream(stream))
 
 
+def md_key(stream: str) -> Key | None:
+    """The market-data key of a stream, None for the event streams."""
+    return None if is_event_stream(stream) else stream_key(stream)
+
+
+def event_label(stream: str) -> tuple[str, str] | None:
+    if not is_event_stream(stream):
+        return None
+    try:
+        kind, venue = event_kind_of(stream)
+    except ValueError:
+        return "", stream
+    return venue, kind.label
+
+
 def decode_entry(stream: str, entry_id: bytes, fields: Fields, redelivered: bool = False) -> Entry:
     if stream == DLQ_STREAM:
         return _decode_dead_letter(stream, entry_id, fields, redelivered)
+    if is_event_stream(stream):
+        return decode_event_entry(stream, entry_id, fields, redelivered)
     key = stream_key(stream)
     kind = key.kind
 
@@ -128,6 +160,36 @@ def decode_entry(stream: str, entry_id: bytes, fields: Fields, redelivered: bool
     lo, hi = (ids[0], ids[-1]) if ordered else (min(ids), max(ids))
     header = (_int_field(fields, _F_COUNT), _int_field(fields, _F_LO), _int_field(fields, _F_HI))
     return MdEntry(stream, entry_id, key, rows, lo, hi, ordered, header != (len(rows), lo, hi), redelivered)
+
+
+def decode_event_entry(stream: str, entry_id: bytes, fields: Fields, redelivered: bool = False) -> Entry:
+    """Field `d` is the msgpack of the stream kind's struct (engine.events.EventPublisher writes it)."""
+
+    def poison(reason: str, detail: str) -> PoisonEntry:
+        return PoisonEntry(
+            stream, entry_id, fields, reason, f"{stream} entry {entry_id.decode()}: {detail}", label=event_label(stream)
+        )
+
+    if not fields:
+        return poison("entry_deleted", "the entry was deleted from the stream while pending; its data is gone")
+    try:
+        kind, venue = event_kind_of(stream)
+    except ValueError as exc:
+        return poison("unknown_stream", str(exc))
+    data = fields.get(_F_DATA)
+    if data is None:
+        return poison("missing_field", f"no field d (the msgpack {kind.struct.__name__})")
+    try:
+        event = kind.decoder.decode(data)
+    except (msgspec.DecodeError, ValueError) as exc:
+        return poison("undecodable_entry", f"field d is not a msgpack {kind.struct.__name__}: {exc}")
+    try:
+        events = kind.to_rows(event, venue)
+    except BadEvent as exc:
+        return poison("invalid_event", f"{kind.struct.__name__}: {exc}")
+    if not events:
+        return EmptyEntry(stream, entry_id)
+    return EventEntry(stream, entry_id, kind.table, events, redelivered)
 
 
 def _decode_dead_letter(stream: str, entry_id: bytes, fields: Fields, redelivered: bool) -> DlqEntry:

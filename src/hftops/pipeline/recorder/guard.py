@@ -11,6 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 
+class GuardActive(Exception):
+    """The disk guard is on: nothing may be written to the WAL, so nothing may be acked."""
+
+
 class DiskGuard:
     def __init__(
         self,

@@ -14,7 +14,8 @@ from hftops.model.streams import DLQ_STREAM
 from hftops.pipeline.recorder import deadletters
 from hftops.pipeline.recorder.batches import Batch
 from hftops.pipeline.recorder.consumer import Delivered, StreamConsumer
-from hftops.pipeline.recorder.entries import Entry, PoisonEntry, decode_entry, header_ids, stream_key
+from hftops.pipeline.recorder.entries import Entry, PoisonEntry, decode_entry, event_label, header_ids, md_key
+from hftops.pipeline.recorder.event_streams import is_event_stream
 from hftops.pipeline.recorder.flags import RunFlags, redis_failed
 from hftops.pipeline.recorder.guard import DiskGuard
 from hftops.pipeline.recorder.metrics import RecorderMetrics
@@ -49,6 +50,8 @@ class EntryReader:
         # An upper bound of rows per entry (the collector's flush_max, or more if seen): it sizes COUNT so
         # one read of a backlog cannot pull far more than batch_max_rows rows into memory.
         self.max_rows_per_entry = max_rows_per_entry
+        # Event streams carry one event per entry: only the market-data streams size a read.
+        self.md_stream_count = max(1, sum(1 for s in consumer.streams if not is_event_stream(s)))
 
     async def run(self) -> None:
         batch: Batch | None = None
@@ -98,8 +101,9 @@ class EntryReader:
                 deadletters.TOO_MANY_DELIVERIES,
                 f"{delivered.stream} entry {delivered.entry_id.decode()} was delivered {delivered.deliveries} "
                 f"times (recorder.max_deliveries={max_deliveries}) without being stored",
-                stream_key(delivered.stream),
+                md_key(delivered.stream),
                 header_ids(delivered.fields),
+                event_label(delivered.stream),
             )
         entry = decode_entry(delivered.stream, delivered.entry_id, delivered.fields, redelivered)
         rows = getattr(entry, "rows", None)
@@ -109,7 +113,7 @@ class EntryReader:
 
     def _read_count(self, batch: Batch | None) -> int:
         remaining = self.settings.batch_max_rows - (batch.rows if batch else 0)
-        per_read = self.max_rows_per_entry * max(1, len(self.consumer.streams))
+        per_read = self.max_rows_per_entry * self.md_stream_count
         return max(1, min(self.settings.read_count, remaining // per_read + 1))
 
     def _add(self, batch: Batch | None, entry: Entry) -> Batch:

@@ -31,6 +31,7 @@ from hftops.model.tables import DEAD_LETTER_REPLAYS
 from hftops.pipeline.recorder.batches import Batch, make_token
 from hftops.pipeline.recorder.consumer import StreamConsumer
 from hftops.pipeline.recorder.deadletters import DeadLetterPublisher
+from hftops.pipeline.recorder.event_streams import event_streams
 from hftops.pipeline.recorder.flags import RunFlags
 from hftops.pipeline.recorder.guard import DiskGuard
 from hftops.pipeline.recorder.housekeeping import Housekeeper, watchdog
@@ -339,6 +340,7 @@ class Recorder:
             "queued_batches": self._queue.qsize(),
             "counters": self.metrics.tallies.as_dict(),
             "ids": self.registry.stored_summary(),
+            "event_keys": self.storage.events.keys.summary(),
         }
 
     async def read_query(self, sql: str) -> QueryResult:
@@ -376,7 +378,11 @@ def build_recorder(
     metrics = RecorderMetrics()
     redis = async_client(config.redis_url)
     store = build_store(config)
-    streams = [*md_streams(config.venue.name, config.venue.symbols, with_bbo=config.venue.bbo), DLQ_STREAM]
+    streams = [
+        *md_streams(config.venue.name, config.venue.symbols, with_bbo=config.venue.bbo),
+        DLQ_STREAM,
+        *event_streams(config.venue.name),  # the engine's and the safety layer's events (event_streams.py)
+    ]
     consumer = StreamConsumer(
         redis,
         streams,

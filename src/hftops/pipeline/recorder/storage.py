@@ -19,12 +19,15 @@ import structlog
 
 from hftops.model.market import DeadLetter
 from hftops.model.streams import md_stream
-from hftops.model.tables import DEAD_LETTERS, MARKET_TABLES
+from hftops.model.tables import DEAD_LETTERS, EVENT_TABLES, MARKET_TABLES
 from hftops.pipeline.intervals import IdRanges
 from hftops.pipeline.recorder import deadletters
 from hftops.pipeline.recorder.batches import InsertJob, derived_token
 from hftops.pipeline.recorder.deadletters import DeadLetterPublisher
-from hftops.pipeline.recorder.guard import DiskGuard
+from hftops.pipeline.recorder.event_jobs import EventJob
+from hftops.pipeline.recorder.event_keys import EventKeys
+from hftops.pipeline.recorder.event_storage import EventStorage
+from hftops.pipeline.recorder.guard import DiskGuard, GuardActive
 from hftops.pipeline.recorder.idset import IdRegistry, Key
 from hftops.pipeline.recorder.metrics import RecorderMetrics
 from hftops.pipeline.recorder.wal import Segment, Wal, WalRecord
@@ -38,10 +41,6 @@ _STREAM_ID = re.compile(r"\d+-\d+")
 # Start-up loads the stored ids of the newest this-many ids per symbol (re-deliveries are recent); a
 # bigger window costs chDB memory at start (groupUniqArray holds the window).
 LOAD_WINDOW_IDS = 1_000_000
-
-
-class GuardActive(Exception):
-    """The disk guard is on: nothing may be written to the WAL, so nothing may be acked."""
 
 
 class Storage:
@@ -61,6 +60,7 @@ class Storage:
         wall_ns: Callable[[], int] = time.time_ns,
         replay_max_rows: int = 20_000,
         log: structlog.stdlib.BoundLogger | None = None,
+        event_keys: EventKeys | None = None,
     ) -> None:
         self.store = store
         self.wal = wal
@@ -79,6 +79,7 @@ class Storage:
         self.db_error = "not connected yet"
         self.dlq_wal_ids: set[str] = set()
         self.pending_letters: list[DeadLetter] = []
+        self.events = EventStorage(self, event_keys)  # the event tables: orders, fills, positions, ...
 
     async def run_db(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
@@ -91,6 +92,9 @@ class Storage:
     async def recover_wal(self) -> None:
         refs = await self.run_wal(self.wal.recover)
         for ref in refs:
+            if ref.table in EVENT_TABLES:
+                self.events.recover(ref.table, ref.keys)
+                continue
             for text, ranges in ref.ids.items():
                 self.registry.mark_wal(Key.parse(text), IdRanges(ranges))
             self.dlq_wal_ids.update(ref.dlq_ids)
@@ -128,6 +132,7 @@ class Storage:
                 if len(pairs) > cap:
                     floor = max(floor, pairs.pop()[1])  # the oldest run: everything up to it is asked of the table
                 self.registry.load_stored(Key(self.venue, KIND_OF_TABLE[table], symbol), pairs, floor)
+        await self.events.load_stored()
         self.registry.loaded = True
 
     # -- health ------------------------------------------------------------------------------------
@@ -169,8 +174,10 @@ class Storage:
 
     # -- the live path -----------------------------------------------------------------------------
 
-    async def persist(self, job: InsertJob) -> None:
+    async def persist(self, job: InsertJob | EventJob) -> None:
         """Make one job durable. Raises GuardActive, WalWriteError or redis errors: the caller retries."""
+        if isinstance(job, EventJob):
+            return await self.events.persist(job)
         if not job.done:
             if self.db_healthy and (job.recheck or job.dlq_recheck):
                 try:
@@ -371,6 +378,8 @@ class Storage:
         return True
 
     async def _replay_records(self, records: list[WalRecord]) -> bool:
+        if records[0].table in EVENT_TABLES:
+            return await self.events.replay(records)
         job = InsertJob.from_records(records)
         original = {key: ranges.copy() for key, ranges in job.ids.items()}
         if job.table != DEAD_LETTERS:

@@ -42,6 +42,7 @@ class WalRecord(msgspec.Struct, array_like=True, frozen=True):
     rows: int
     created_ns: int
     recheck: bool = False  # some rows' stored state was unknown when written: check the table on replay
+    keys: list[str] = []  # event keys (event tables: orders, fills, ...); older records have none
 
 
 _ENCODE = msgspec.msgpack.Encoder().encode
@@ -61,6 +62,7 @@ class RecordRef:
     ids: dict[str, list[tuple[int, int]]]
     dlq_ids: list[str]
     rows: int
+    keys: list[str] = field(default_factory=list)  # event keys (event tables)
 
 
 @dataclass
@@ -148,7 +150,9 @@ def scan_segment(path: Path) -> ScanResult:
         status, end, record = _try_record(data, pos)
         if status == "ok" and record is not None:
             records.append(
-                RecordRef(pos, end - pos, record.table, record.token, record.ids, record.dlq_ids, record.rows)
+                RecordRef(
+                    pos, end - pos, record.table, record.token, record.ids, record.dlq_ids, record.rows, record.keys
+                )
             )
             pos = end
             continue
@@ -286,7 +290,9 @@ class Wal:
         except OSError as exc:
             self._abandon_active(offset)
             raise WalWriteError(exc.errno, f"WAL write to {segment.path} failed: {exc.strerror}") from exc
-        ref = RecordRef(offset, len(frame), record.table, record.token, record.ids, record.dlq_ids, record.rows)
+        ref = RecordRef(
+            offset, len(frame), record.table, record.token, record.ids, record.dlq_ids, record.rows, record.keys
+        )
         segment.records.append(ref)
         segment.size += len(frame)
         return ref

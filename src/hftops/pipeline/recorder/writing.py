@@ -71,7 +71,13 @@ class BatchWriter:
 
     async def _attempt(self, batch: Batch) -> None:
         if batch.jobs is None:
-            jobs, stats = build_jobs(batch, self.storage.registry, self.storage.dlq_wal_ids, self.wall_ns() // 1000)
+            jobs, stats = build_jobs(
+                batch,
+                self.storage.registry,
+                self.storage.dlq_wal_ids,
+                self.wall_ns() // 1000,
+                self.storage.events.keys,
+            )
             batch.jobs = jobs
             for table, n in stats.duplicates.items():
                 self.metrics.duplicate(table, n)
