@@ -68,7 +68,22 @@ _KNOWN: dict[str, tuple[int, int, int, int, int, float]] = {
     "XRPUSDT": (4, 1, 1, 5_000, 10_000, 1.5),
     "DOGEUSDT": (5, 1, 0, 15_000, 5_000, 1.0),
 }
+# Taiwan instruments (quoted in TWD): TWSE stocks by code, TAIFEX futures by product root (TXFL6 -> TXF).
+_TAIWAN: dict[str, tuple[int, int, int, int, int, float]] = {
+    "2330": (2, 500, 0, 1_050_00, 2, 1.0),  # TSMC, tick 5.00 above 1000
+    "2317": (2, 50, 0, 200_00, 3, 1.0),  # Hon Hai, tick 0.50 in 100-500
+    "TXF": (0, 1, 0, 23_000, 2, 1.0),  # TAIEX futures, index points
+    "MXF": (0, 1, 0, 23_000, 3, 1.0),  # mini-TAIEX futures
+}
 _QUOTES = ("USDT", "USDC", "BUSD", "FDUSD", "BTC", "ETH", "BNB")
+
+
+def _taiwan_key(symbol: str) -> str | None:
+    if symbol in _TAIWAN:
+        return symbol
+    if len(symbol) == 5 and symbol[:3] in _TAIWAN and "A" <= symbol[3] <= "L" and symbol[4].isdigit():
+        return symbol[:3]  # contract code: root + month letter + year digit
+    return None
 
 
 def _split_assets(symbol: str) -> tuple[str, str]:
@@ -79,6 +94,10 @@ def _split_assets(symbol: str) -> tuple[str, str]:
 
 
 def spec_for(symbol: str) -> SymbolSpec:
+    taiwan = _taiwan_key(symbol)
+    if taiwan is not None:
+        price_dec, tick, qty_dec, start, typical, weight = _TAIWAN[taiwan]
+        return SymbolSpec(symbol, symbol, "TWD", price_dec, tick, qty_dec, start, typical, weight)
     base, quote = _split_assets(symbol)
     if symbol in _KNOWN:
         price_dec, tick, qty_dec, start, typical, weight = _KNOWN[symbol]

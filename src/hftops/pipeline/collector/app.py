@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import sys
+from collections.abc import Mapping
 
 import structlog
 import uvloop
@@ -15,11 +17,12 @@ from hftops.config.loader import ConfigError
 from hftops.config.paths import DataPaths
 from hftops.logs import configure_logging
 from hftops.model.streams import MdKind
-from hftops.pipeline.collector.connection import plan_stream_sets
+from hftops.pipeline.collector.connection import StreamSet, plan_stream_sets
 from hftops.pipeline.collector.decode import FrameDecoder
 from hftops.pipeline.collector.reasons import SOURCE
 from hftops.pipeline.collector.rest import TradeHistory, history_path
-from hftops.pipeline.collector.service import Collector, CollectorSettings
+from hftops.pipeline.collector.service import Clock, Collector, CollectorSettings
+from hftops.pipeline.collector.windows import ReconnectWindows, reconnect_policies
 from hftops.pipeline.collector.writer import BusWriter
 
 WS_MAX_SIZE_FACTOR = (
@@ -27,7 +30,23 @@ WS_MAX_SIZE_FACTOR = (
 )
 
 
-def build_collector(config: Config, log: structlog.stdlib.BoundLogger | None = None) -> Collector:
+def stream_sets(config: Config, environ: Mapping[str, str]) -> list[StreamSet]:
+    """Connections per reconnect policy: calendar-bound symbols (reconnect inside HFT_RECONNECT_HOURS) never
+    share a connection with always-reconnecting ones. ValueError names a malformed window variable."""
+    venue = config.venue
+    policies = reconnect_policies(config.tracks, venue.symbols, environ)
+    groups: dict[ReconnectWindows | None, list[str]] = {}
+    for symbol in venue.symbols:
+        groups.setdefault(policies[symbol], []).append(symbol)
+    return [
+        dataclasses.replace(stream_set, window=window)
+        for window, symbols in groups.items()
+        for stream_set in plan_stream_sets(symbols, venue.trade_stream, venue.bbo)
+    ]
+
+
+def build_collector(config: Config, log: structlog.stdlib.BoundLogger | None = None,
+                    environ: Mapping[str, str] | None = None, clock: Clock | None = None) -> Collector:
     """Construct every part of the collector from the configuration (call inside the running event loop)."""
     log = log or structlog.get_logger(SOURCE).bind(component=SOURCE)
     venue = config.venue
@@ -36,7 +55,7 @@ def build_collector(config: Config, log: structlog.stdlib.BoundLogger | None = N
         venue=venue.name,
         symbols=venue.symbols,
         ws_base_url=config.ws_base_url,
-        stream_sets=tuple(plan_stream_sets(venue.symbols, venue.trade_stream, venue.bbo)),
+        stream_sets=tuple(stream_sets(config, os.environ if environ is None else environ)),
         tuning=tuning,
         stream_cap_entries=config.redis.stream_cap_entries,
         kinds=(MdKind.TRADE, MdKind.BBO) if venue.bbo else (MdKind.TRADE,),
@@ -59,7 +78,7 @@ def build_collector(config: Config, log: structlog.stdlib.BoundLogger | None = N
         api_key=os.environ.get("HFT_BINANCE_API_KEY"),
     )
     writer = BusWriter(config.redis_url, venue.name)
-    return Collector(settings, decoder, writer, history, log, rest_rows=venue.trade_stream)
+    return Collector(settings, decoder, writer, history, log, clock=clock, rest_rows=venue.trade_stream)
 
 
 async def run(config: Config) -> int:
@@ -84,7 +103,8 @@ async def run(config: Config) -> int:
 def main() -> int:
     try:
         config = load_config()
-    except ConfigError as exc:
+        stream_sets(config, os.environ)  # a malformed HFT_RECONNECT_HOURS(_2) stops the start, naming it
+    except (ConfigError, ValueError) as exc:
         print(f"collector: {exc}", file=sys.stderr)
         return 2
     return uvloop.run(run(config))

@@ -1,15 +1,19 @@
-"""Venue WebSocket connections: stream sets of at most 200 streams, reading, reconnecting with backoff."""
+"""Venue WebSocket connections: stream sets of at most 200 streams, reading, reconnecting with backoff (inside
+the reconnect windows for calendar-bound symbols, see `windows`)."""
 
 from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
+
+from hftops.pipeline.collector.windows import ReconnectWindows
 
 BINANCE_MAX_STREAMS = 200  # streams per combined-stream connection that Binance accepts
 
@@ -18,6 +22,7 @@ BINANCE_MAX_STREAMS = 200  # streams per combined-stream connection that Binance
 class StreamSet:
     symbols: tuple[str, ...]
     streams: tuple[str, ...]
+    window: ReconnectWindows | None = None  # None: always reconnect
 
     def url(self, ws_base_url: str) -> str:
         return f"{ws_base_url.rstrip('/')}/stream?streams={'/'.join(self.streams)}"
@@ -72,6 +77,7 @@ class VenueConnection:
         mono_s: Callable[[], float],
         max_size: int,
         log: structlog.stdlib.BoundLogger,
+        wall_ns: Callable[[], int] = time.time_ns,
     ) -> None:
         self.index = index
         self.stream_set = stream_set
@@ -89,10 +95,17 @@ class VenueConnection:
         self._stopping = False
         self.connected = False
         self.opened_once = False
+        self._wall_ns = wall_ns
+        self.window_wait_s = 0.0  # > 0 while a lost connection waits for its reconnect window
+        self._lost = False  # the venue or the network dropped an open connection (not our back-pressure)
 
     async def run(self) -> None:
         while not self._stopping:
             await self._gate.wait()
+            if self._lost:
+                await self._wait_for_window()
+                if self._stopping:
+                    return
             opened_at: float | None = None
             reason = "closed"
             close_code: int | None = None
@@ -110,6 +123,7 @@ class VenueConnection:
                     self._ws = ws
                     opened_at = self._mono_s()
                     self.connected = self.opened_once = True
+                    self._lost = False
                     self._on_open(self)
                     await self._read(ws)
             except websockets.ConnectionClosed as exc:
@@ -127,9 +141,25 @@ class VenueConnection:
             if opened_at is not None and self._mono_s() - opened_at >= self._stable_s:
                 self._backoff.reset()
             delay = self._backoff.next_delay()
+            self._lost = self.opened_once
             self._on_lost(self, reason, close_code)
             self._log.warning("venue_connection_lost", reason=reason, retry_in_s=round(delay, 3))
             await asyncio.sleep(delay)
+
+    async def _wait_for_window(self) -> None:
+        window = self.stream_set.window
+        if window is None:
+            return
+        wait = window.wait_s(self._wall_ns())
+        if wait <= 0:
+            return
+        self._log.info("venue_reconnect_deferred", window=window.describe(), opens_in_s=round(wait),
+                       reason="calendar-bound symbols reconnect only inside HFT_RECONNECT_HOURS(_2)")
+        while wait > 0 and not self._stopping:
+            self.window_wait_s = wait
+            await asyncio.sleep(min(wait, 1.0))  # re-read the clock each second (it may be moved in tests)
+            wait = window.wait_s(self._wall_ns())
+        self.window_wait_s = 0.0
 
     async def _read(self, ws: ClientConnection) -> None:
         on_frame = self._on_frame

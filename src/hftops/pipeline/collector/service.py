@@ -128,6 +128,7 @@ class Collector:
             mono_s=self.clock.mono_s,
             max_size=self.s.ws_max_size,
             log=self.log,
+            wall_ns=self.clock.wall_ns,
         )
 
     @property
@@ -354,6 +355,10 @@ class Collector:
             "connections": {
                 "total": len(self.connections),
                 "connected": sum(c.connected for c in self.connections),
+            },
+            # lost outside HFT_RECONNECT_HOURS: connection index -> seconds until its reconnect window opens
+            "waiting_for_window": {
+                str(c.index): round(c.window_wait_s) for c in self.connections if c.window_wait_s > 0
             },
             "paused": sorted(self._pause_reasons),
             "held": self.ingest.held,
