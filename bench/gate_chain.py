@@ -1,9 +1,10 @@
 """Gate chain per intent: p50/p99 of `GateChain.evaluate` for the limit gates, beside a naive baseline.
 
-The measured chain is the real one (`build_gate_chain`: shape, max order qty, max position, max notional,
-price band, order rate) over a realistic state: 5 strategies x 5 symbols with positions (one strategy at
-its position limit), resting orders and mids. Intents are a deterministic mix (limit and market NEWs,
-some clamped, some rejected, cancels).
+The measured chain is the real one (`build_gate_chain`: shape, the session gates (session phase, flatten),
+max order qty, max position, max notional, price band, order rate) over a realistic state: 5 strategies x 5
+symbols with positions (one strategy at its position limit), resting orders and mids; 4 symbols are in an
+OPEN track and XRPUSDT in a CLOSE_ONLY one (only reducing orders pass, clamped). Intents are a deterministic
+mix (limit and market NEWs, some clamped, some rejected, cancels).
 
   ceiling - an empty chain (the cost of the call, the counters and the timer itself)
   naive   - the same checks written the obvious way: a pydantic model per intent, limits looked up in
@@ -24,7 +25,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from hftops.config.tracks import TrackConfig
 from hftops.engine.gates import GateChain, LimitSpec, build_gate_chain
+from hftops.engine.gates.chain import Gate
 from hftops.engine.state import EngineState
 from hftops.model.orders import (
     Bbo,
@@ -37,6 +40,9 @@ from hftops.model.orders import (
     Side,
     TimeInForce,
 )
+from hftops.model.phases import Phase
+from hftops.ops.session_gates import FlattenGate, SessionGate
+from hftops.ops.track_gate import TrackGate
 
 STRATEGIES = [f"s{i}" for i in range(5)]
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT"]
@@ -92,6 +98,20 @@ def make_state(clock: FakeClock) -> EngineState:
                 )
             )
     return state
+
+
+def session_gates() -> tuple[Gate, ...]:
+    """SessionGate + FlattenGate over a TrackGate: 4 symbols OPEN, XRPUSDT CLOSE_ONLY."""
+    tracks = TrackGate(
+        [
+            TrackConfig.model_validate({"name": "crypto", "symbols": SYMBOLS[:4]}),
+            TrackConfig.model_validate({"name": "closing", "symbols": SYMBOLS[4:]}),
+        ],
+        symbols=SYMBOLS,
+    )
+    tracks.set_track_phase("crypto", Phase.OPEN)
+    tracks.set_track_phase("closing", Phase.CLOSE_ONLY)
+    return SessionGate(tracks), FlattenGate(tracks)
 
 
 def make_intents(n: int, seed: int) -> list[Intent]:
@@ -160,6 +180,17 @@ class NaiveIntent(BaseModel):
 
 def naive_chain(limits: dict[str, dict[str, str]], state: EngineState) -> Callable[[dict[str, object]], object]:
     buckets: dict[str, list[float]] = {}
+    tracks = [{"symbols": SYMBOLS[:4], "phase": "OPEN"}, {"symbols": SYMBOLS[4:], "phase": "CLOSE_ONLY"}]
+
+    def session(i: NaiveIntent) -> dict[str, object]:
+        phase = next((t["phase"] for t in tracks if i.symbol in t["symbols"]), "CLOSED")
+        if phase == "OPEN" or i.kind == "CANCEL":
+            return {"decision": "ACCEPT"}
+        pos = float(state.positions.qty(i.strategy_id, i.symbol))
+        reducing = (i.side == "SELL" and pos > 0) or (i.side == "BUY" and pos < 0)
+        if phase != "CLOSE_ONLY" or not reducing:
+            return {"decision": "REJECT", "reason": "session_phase"}
+        return {"decision": "CLAMP", "qty": abs(pos)} if i.qty > abs(pos) else {"decision": "ACCEPT"}
 
     def shape(i: NaiveIntent) -> dict[str, object]:
         if i.kind in ("NEW", "AMEND") and (i.side is None or i.qty <= 0):
@@ -211,7 +242,7 @@ def naive_chain(limits: dict[str, dict[str, str]], state: EngineState) -> Callab
         buckets[i.strategy_id] = [tokens - 1 if ok else tokens, now]
         return {"decision": "ACCEPT"} if ok else {"decision": "REJECT", "reason": "max_order_rate"}
 
-    gates = [shape, order_qty, position, notional, band, rate]
+    gates = [shape, session, order_qty, position, notional, band, rate]
     counters: dict[str, int] = {}
 
     def evaluate(raw: dict[str, object]) -> dict[str, object]:
@@ -247,9 +278,9 @@ def main() -> None:
 
     clock = FakeClock()
     state = make_state(clock)
-    chain = build_gate_chain({}, spec, clock)
+    chain = build_gate_chain({}, spec, clock, safety_gates=session_gates())
     measure(lambda i: chain.evaluate(i, state), intents[:20_000], clock)  # warm-up
-    chain = build_gate_chain({}, spec, clock)
+    chain = build_gate_chain({}, spec, clock, safety_gates=session_gates())
     samples = measure(lambda i: chain.evaluate(i, state), intents, clock)
     c = chain.counters
 

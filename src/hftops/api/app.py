@@ -21,6 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from starlette.background import BackgroundTask
 
 from hftops.api.auth import check_bearer
+from hftops.api.autonomy_routes import AUTONOMY_PATHS, add_autonomy_routes
+from hftops.api.flatten_route import FLATTEN_PATH, add_flatten_route
 from hftops.api.metrics import exposition
 from hftops.control import logview
 from hftops.control.audit import OPERATOR_PATTERN, AuditEvent, default_actor
@@ -77,6 +79,8 @@ def create_app(sup: Supervisor, *, token: str | None, local: bool = False) -> Fa
         )
 
     mutating = {"/api/pipeline/start", "/api/pipeline/stop", "/api/pipeline/restart", "/api/emergency-stop"}
+    mutating.add(FLATTEN_PATH)
+    mutating.update(AUTONOMY_PATHS)
 
     @app.middleware("http")
     async def require_token(request: Request, call_next: Any) -> Response:
@@ -102,6 +106,9 @@ def create_app(sup: Supervisor, *, token: str | None, local: bool = False) -> Fa
         if not local:  # the local socket carries CLI commands; their operations are audited already
             args = body.model_dump(exclude_none=True) if body else {}
             audit.append(event, actor=actor(request, body), args=args, result=result)
+
+    add_flatten_route(app, sup.config.redis_url, actor=actor, record=record)
+    add_autonomy_routes(app, sup.config, lambda: sup.status(with_ledger=False), actor=actor, record=record)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:

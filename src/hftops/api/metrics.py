@@ -12,6 +12,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from hftops.control.session_view import session_metric_families
+from hftops.notify.metrics import notify_metric_families
+
 _STATES = ("running", "starting", "stopping", "stopped", "backoff", "failed", "emergency_stopped", "disabled")
 
 
@@ -95,6 +98,11 @@ class StatusCollector(Collector):
             for key, value in flat[:200]:  # bounded label values per component
                 stat.add_metric([component, key], value)
         yield stat
+
+        engine_stats = (self.status.get("stats") or {}).get("engine") or {}
+        if isinstance(engine_stats.get("notify"), dict):
+            yield from notify_metric_families(engine_stats["notify"])
+        yield from session_metric_families(self.status.get("sessions") or {}, engine_stats.get("session_gate") or {})
 
 
 def exposition(status: dict[str, Any], recorder_url: str | None) -> bytes:

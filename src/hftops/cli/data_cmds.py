@@ -60,6 +60,7 @@ def check(
         _bad_config(exc)
         raise typer.Exit(1) from exc
     report = check_config(config)
+    _check_notify(config, report)
     source = str(config_path or _env_config() or "(defaults)")
     if report.ok:
         typer.echo(f"config OK: {source}")
@@ -73,6 +74,16 @@ def check(
         typer.echo(f"  warning: {warning}")
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _check_notify(config: Config, report: Any) -> None:
+    """Enabled notification channels need their secrets in the environment (never shown)."""
+    from hftops.notify.settings import notify_problems, notify_summary
+
+    errors, warnings = notify_problems(config, os.environ)
+    report.errors.extend(errors)
+    report.warnings.extend(warnings)
+    report.summary.append(("notify", notify_summary(config)))
 
 
 def _env_config() -> str | None:

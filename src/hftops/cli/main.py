@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import typer
 
-from hftops.cli import control_cmds, data_cmds, db_cmds, dlq_cmds, venue_cmds
+from hftops.cli import (
+    autonomy_cmds,
+    control_cmds,
+    data_cmds,
+    db_cmds,
+    dlq_cmds,
+    flatten_cmds,
+    notify_cmds,
+    trading_cmds,
+    venue_cmds,
+)
 
 app = typer.Typer(
     name="trading",
@@ -16,9 +26,13 @@ app = typer.Typer(
 
 control_cmds.register(app)  # start, stop, restart, status, logs, emergency-stop, snapshot, audit, systemd, ...
 data_cmds.register(app)  # check, query, verify
+autonomy_cmds.register(app)  # halt, rearm, evidence list|show
+flatten_cmds.register(app)  # flatten
+trading_cmds.register(app)  # positions, orders, pnl, strategies
 app.add_typer(venue_cmds.app, name="venue", help="The simulated venue: faults, ground truth, publishing.")
 app.add_typer(db_cmds.app, name="db", help="The database: fault switch for drills and tests.")
 app.add_typer(dlq_cmds.app, name="dlq", help="Dead-letter queue: status, show, replay.")
+app.add_typer(notify_cmds.app, name="notify", help="Notifications: send a test through every channel.")
 
 
 def main() -> None:

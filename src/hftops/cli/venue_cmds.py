@@ -32,6 +32,7 @@ FAULT_NAMES = (
     "drop_user_stream",
     "malformed_json",
     "position_drift",
+    "cap_fills",
 )
 
 
@@ -112,7 +113,9 @@ def fault(
     ),
     status: int | None = typer.Option(None, "--status", help="rest_fail: 429|500|503"),
     ms: float | None = typer.Option(None, "--ms", help="rest_slow, delay_acks: delay in milliseconds"),
-    qty: str | None = typer.Option(None, "--qty", help="position_drift: signed base quantity added to reports"),
+    qty: str | None = typer.Option(
+        None, "--qty", help="position_drift: signed base quantity added to reports; cap_fills: most filled per order"
+    ),
     config_path: Path | None = CONFIG_OPTION,
 ) -> None:
     """Inject a fault into the simulated venue."""

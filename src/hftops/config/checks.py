@@ -47,8 +47,35 @@ def check_config(config: Config) -> CheckReport:
     _check_ports(config, report)
     _check_data_dir(config.data_dir, report)
     _check_valkey(config, report)
+    _check_sessions(config, report)
+    _check_autonomy(config, report)
     report.summary = summarise(config)
     return report
+
+
+def _check_autonomy(config: Config, report: CheckReport) -> None:
+    from hftops.config.autonomy import autonomy_settings
+
+    try:
+        autonomy_settings(config, os.environ)
+    except ValueError as exc:
+        report.errors.append(f"{exc} (the engine refuses to start)")
+
+
+def _check_sessions(config: Config, report: CheckReport) -> None:
+    """Venue symbols outside every track (CLOSED for trading) and the collector's reconnect windows."""
+    from hftops.config.tracks import TrackMatcher, windows_from_env
+
+    matcher = TrackMatcher(config.tracks)
+    orphans = [s for s in config.venue.symbols if not matcher.tracks_of(s)]
+    if orphans:
+        report.warnings.append(
+            f"venue.symbols {orphans} are in no track: the engine treats them as CLOSED (no new orders); add "
+            "them (or a product root / pattern) to a track in `tracks:`, or set HFT_TRACK_GATE_DEFAULT_OPEN=1")
+    try:
+        windows_from_env(os.environ)
+    except ValueError as exc:
+        report.errors.append(f"{exc} (the collector refuses to start)")
 
 
 def _check_ports(config: Config, report: CheckReport) -> None:
@@ -131,10 +158,16 @@ def summarise(config: Config) -> list[tuple[str, str]]:
         ("venue", f"{venue.name} ({venue.kind}, {venue.trade_stream}{', bookTicker' if venue.bbo else ''}) "
                   f"via {where}"),
         ("symbols", ", ".join(venue.symbols)),
+        ("tracks", "; ".join(_track_text(t) for t in config.tracks)),
         ("redis", redis_text),
         ("clickhouse", ch_text),
         ("ports", ports),
     ]
+
+
+def _track_text(track: Any) -> str:
+    hours = f" {track.schedule[0].at}-{track.schedule[-1].at}" if track.schedule else " all day"
+    return f"{track.name} ({track.calendar} {track.timezone}{hours}): {', '.join(track.symbols)}"
 
 
 # -- explain ---------------------------------------------------------------------------------------

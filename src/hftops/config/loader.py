@@ -26,6 +26,9 @@ ENV_ALIASES: dict[str, tuple[str, ...]] = {
     "HFT_API_TOKEN": ("api", "token"),
     "HFT_API_PORT": ("api", "port"),
     "HFT_LOG_LEVEL": ("log", "level"),
+    "HFT_TRACKS": ("tracks",),  # a YAML flow list: '[{name: crypto, calendar: "24/7", symbols: ["*USDT"]}]'
+    "HFT_TELEGRAM_ENABLED": ("notify", "telegram", "enabled"),
+    "HFT_WEBHOOK_ENABLED": ("notify", "webhook", "enabled"),
 }
 # Variables read elsewhere (feature flags of later components, the config path itself).
 ENV_NOT_CONFIG_KEYS = frozenset({"HFT_CONFIG"})

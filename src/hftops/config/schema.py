@@ -8,6 +8,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from hftops.config.autonomy import AutonomyConfig
+from hftops.config.flatten_margin import FlattenConfig, MarginConfig
+from hftops.config.tracks import TrackConfig, check_track_names, default_tracks
+
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -21,7 +25,9 @@ class VenueConfig(Section):
         "simulated", description="simulated: the bundled simulator; binance_futures/binance_spot: Binance"
     )
     symbols: tuple[str, ...] = Field(
-        ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT"),
+        # crypto perpetuals beside Taiwan stocks and TAIFEX futures (see `tracks`): an always-open market
+        # next to scheduled ones
+        ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "2330", "2317", "TXFL6", "MXFL6"),
         description="symbols to capture, upper case (env HFT_SYMBOLS=BTCUSDT,ETHUSDT)",
     )
     trade_stream: Literal["aggTrade", "trade"] = Field(
@@ -30,6 +36,14 @@ class VenueConfig(Section):
     bbo: bool = Field(True, description="also capture bookTicker (best bid/offer)")
     ws_url: str | None = Field(None, description="WebSocket base, e.g. wss://fstream.binance.com; None: the simulator")
     rest_url: str | None = Field(None, description="REST base, e.g. https://fapi.binance.com; None: the simulator")
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _symbols_as_text(cls, value: Any) -> Any:
+        # YAML reads `[2330, 2317]` as numbers; stock codes are text
+        if isinstance(value, list | tuple):
+            return tuple(str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value)
+        return value
 
     @field_validator("symbols")
     @classmethod
@@ -196,18 +210,25 @@ class StrategyConfig(Section):
 
 
 def _default_strategies() -> tuple[StrategyConfig, ...]:
+    # Tuned to the simulator's default market (BTC moves ~2 bps/s): the maker's quotes sit 3 bps out and are
+    # left in place until the mid has moved 6 bps, so the market walks into them (a fill every few seconds);
+    # a 2 bps requote would chase the mid and never fill. Each strategy's inventory cap is also its gate limit,
+    # so resting orders (a quote whose cancel is on its way included) can never take it past the cap.
     return (
         StrategyConfig(
             id="mm1",
             path="hftops.engine.strategies.market_maker:QuotingMarketMaker",
             symbols=("BTCUSDT",),
-            params={"qty": "0.01", "half_spread_bps": "5", "max_inventory": "0.05", "tick": "0.1"},
+            params={"qty": "0.01", "half_spread_bps": "3", "requote_bps": "6", "skew_bps_per_unit": "0.5",
+                    "max_inventory": "0.05", "tick": "0.1"},
+            limits=LimitsConfig(max_position_qty=Decimal("0.05")),
         ),
         StrategyConfig(
             id="mom1",
             path="hftops.engine.strategies.momentum:MomentumTaker",
             symbols=("ETHUSDT",),
-            params={"fast": 20, "slow": 100, "qty": "0.1", "max_position": "0.3"},
+            params={"fast": 50, "slow": 200, "qty": "0.1", "max_position": "0.3"},
+            limits=LimitsConfig(max_position_qty=Decimal("0.3")),
         ),
     )
 
@@ -251,6 +272,42 @@ class BrokerConfig(Section):
     reconnect_max_s: float = Field(30.0, gt=0, description="user-stream reconnect delay cap")
 
 
+class TelegramConfig(Section):
+    """Telegram Bot API channel. The token and chat id come from the environment (or a token file outside
+    the repository), never from this file: it is committed, secrets are not."""
+
+    enabled: bool = Field(False, description="send notifications to Telegram (env HFT_TELEGRAM_ENABLED)")
+    base_url: str = Field("https://api.telegram.org", description="Bot API base URL (a stand-in server in tests)")
+    token_env: str = Field("HFT_TELEGRAM_BOT_TOKEN", description="name of the env var holding the bot token")
+    token_file: Path | None = Field(None, description="file holding the bot token (outside the repository, mode 600)")
+    chat_id_env: str = Field("HFT_TELEGRAM_CHAT_ID", description="name of the env var holding the chat id")
+    timeout_s: float = Field(10.0, gt=0, le=120, description="timeout of one sendMessage request")
+    min_interval_s: float = Field(10.0, ge=0, description="at most one non-critical message per this many seconds")
+
+
+class WebhookConfig(Section):
+    """Generic JSON webhook channel: each notification is POSTed as a JSON object."""
+
+    enabled: bool = Field(False, description="POST notifications to a webhook (env HFT_WEBHOOK_ENABLED)")
+    url_env: str = Field("HFT_NOTIFY_WEBHOOK_URL", description="name of the env var holding the webhook URL")
+    timeout_s: float = Field(10.0, gt=0, le=120, description="timeout of one POST")
+    min_interval_s: float = Field(10.0, ge=0, description="at most one non-critical message per this many seconds")
+
+
+class NotifyConfig(Section):
+    """Operator notifications: channels behind one dispatcher; critical messages bypass the rate limit."""
+
+    telegram: TelegramConfig = TelegramConfig()
+    webhook: WebhookConfig = WebhookConfig()
+    heartbeat_interval_s: float = Field(3600.0, ge=0, description="send an 'alive' message this often; 0: never")
+    max_attempts: int = Field(5, ge=1, le=20, description="tries of one message on timeouts, 5xx, connection errors")
+    max_rate_limit_waits: int = Field(10, ge=0, le=100, description="HTTP 429 answers waited out before giving up")
+    critical_queue_max: int = Field(1000, ge=10, description="critical messages queued per channel (more: dropped)")
+    digest_lines: int = Field(20, ge=1, le=200, description="kinds of held-back messages listed in a digest")
+    max_parts: int = Field(10, ge=1, le=50, description="a long message is split into at most this many parts")
+    stop_flush_s: float = Field(2.0, ge=0, le=30, description="at stop, wait this long for queued messages")
+
+
 class Config(Section):
     data_dir: Path = Field(Path("./var"), description="every piece of state lives under it (HFT_DATA_DIR)")
     venue: VenueConfig = VenueConfig()
@@ -264,6 +321,19 @@ class Config(Section):
     log: LogConfig = LogConfig()
     engine: EngineConfig = EngineConfig()
     broker: BrokerConfig = BrokerConfig()
+    notify: NotifyConfig = NotifyConfig()
+    autonomy: AutonomyConfig = AutonomyConfig()
+    flatten: FlattenConfig = FlattenConfig()
+    margin: MarginConfig = MarginConfig()
+    tracks: tuple[TrackConfig, ...] = Field(
+        default_factory=default_tracks,
+        description="trading tracks: calendar, time zone, symbols and daily phase schedule (see README)",
+    )
+
+    @field_validator("tracks")
+    @classmethod
+    def _unique_track_names(cls, value: tuple[TrackConfig, ...]) -> tuple[TrackConfig, ...]:
+        return check_track_names(value)
 
     @model_validator(mode="after")
     def _simulated_venue_has_no_urls(self) -> Config:

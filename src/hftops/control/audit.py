@@ -41,6 +41,14 @@ class AuditEvent(StrEnum):
     API_CALL_STOP = "API_CALL_STOP"
     API_CALL_RESTART = "API_CALL_RESTART"
     API_CALL_EMERGENCY_STOP = "API_CALL_EMERGENCY_STOP"
+    FLATTEN = "FLATTEN"  # `trading flatten`, accepted or refused by the engine
+    API_CALL_FLATTEN = "API_CALL_FLATTEN"
+    HALT = "HALT"  # `trading halt`
+    REARM = "REARM"  # `trading rearm`, accepted
+    REARM_FORCED = "REARM_FORCED"  # accepted with --force while a triggering condition was still present
+    REARM_REFUSED = "REARM_REFUSED"
+    API_CALL_HALT = "API_CALL_HALT"
+    API_CALL_REARM = "API_CALL_REARM"  # result says refused / forced
 
 
 def component_stop_event(component: str) -> str:

@@ -17,7 +17,14 @@ import redis
 
 from hftops.config.paths import DataPaths
 from hftops.config.schema import Config
-from hftops.model.streams import DLQ_STREAM, MD_PREFIX, collector_cursor_key, parse_md_stream
+from hftops.model.streams import (
+    DLQ_STREAM,
+    MD_PREFIX,
+    collector_cursor_key,
+    exec_streams,
+    ops_streams,
+    parse_md_stream,
+)
 from hftops.model.tables import ALL_TABLES, DEAD_LETTERS
 
 STATS_KEY = "ops:stats"
@@ -294,14 +301,30 @@ def collect(
     return out
 
 
+def event_streams_info(config: Config, now: Callable[[], float] = time.time) -> dict[str, Any]:
+    """The engine's and the safety layer's event streams (exec:{venue}:*, ops:events:*) that exist."""
+    client = _redis(config)
+    try:
+        now_ms = int(now() * 1000)
+        keys = [*exec_streams(config.venue.name), *ops_streams()]
+        return {key: _stream_info(client, key, now_ms) for key in keys if client.exists(key)}
+    finally:
+        client.close()
+
+
 def drain_state(config: Config) -> tuple[bool, dict[str, Any]]:
-    """Drained = every stream has the recorder group with nothing pending and nothing unread."""
+    """Drained = every stream (market data, dead letters, engine and safety-layer events) has the recorder
+    group with nothing pending and nothing unread."""
     group = config.recorder.group
     flow = redis_flow(config)
     if not flow["reachable"]:
         return False, {"error": flow["error"]}
+    try:
+        events = event_streams_info(config)
+    except redis.RedisError as exc:
+        return False, {"error": f"redis not reachable at {config.redis_url}: {exc}"}
     remaining = {}
-    for key, info in flow["streams"].items():
+    for key, info in {**flow["streams"], **events}.items():
         g = info["groups"].get(group)
         if g is None:
             if info["length"] > 0:

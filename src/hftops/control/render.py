@@ -9,6 +9,9 @@ from rich.table import Table
 from rich.text import Text
 
 from hftops.control import dataflow
+from hftops.control.autonomy_render import autonomy_renderables
+from hftops.control.engine_render import engine_renderables
+from hftops.control.session_view import session_renderables
 
 _STATE_STYLE = {
     "running": "green",
@@ -57,7 +60,9 @@ def status_view(status: dict[str, Any]) -> RenderableType:
             str(c.get("watchdog") or ""),
             str(c.get("detail") or "")[:60],
         )
-    parts: list[RenderableType] = [head, comps]
+    parts: list[RenderableType] = [head, comps, *session_renderables(status.get("sessions") or {})]
+    parts.extend(autonomy_renderables(status.get("autonomy") or {}))
+    parts.extend(engine_renderables(status.get("engine") or {}))
     streams = status.get("streams") or {}
     if streams:
         table = Table(title="streams", title_justify="left")
@@ -112,6 +117,7 @@ def status_view(status: dict[str, Any]) -> RenderableType:
     elif ledger:
         parts.append(Text(f"ledger: unavailable ({ledger.get('reason')})", "dim"))
     return Group(*parts)
+
 
 
 def report_lines(report: dict[str, Any]) -> list[str]:

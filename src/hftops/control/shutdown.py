@@ -21,7 +21,7 @@ from hftops.control import dataflow
 from hftops.control.audit import AuditEvent, AuditLog, component_stop_event
 from hftops.control.runner import StopResult
 from hftops.control.snapshot import build_snapshot, save_snapshot
-from hftops.model.components import COLLECTOR, RECORDER, REDIS, VENUE
+from hftops.model.components import COLLECTOR, ENGINE, RECORDER, REDIS, VENUE
 from hftops.model.streams import collector_cursor_key
 
 EXIT_CLEAN = 0
@@ -179,7 +179,9 @@ async def ordered_shutdown(
 
     order = list(reversed(units))
     if plan.drain:
-        order.sort(key=lambda u: 0 if u.name == COLLECTOR else 1)  # stable: the rest keep reverse order
+        # Producers first (the engine writes exec/ops events, the collector market data), then the recorder
+        # drains what they wrote; stable sort: the rest keep reverse order.
+        order.sort(key=lambda u: 0 if u.name in (ENGINE, COLLECTOR) else 1)
     measured_after = False
     for unit in order:
         if unit.name in (VENUE, REDIS) and not measured_after and redis_up:

@@ -7,9 +7,12 @@ from typing import Any
 from hftops.config.paths import DataPaths
 from hftops.config.schema import Config
 from hftops.control import dataflow, latch
+from hftops.control.autonomy_view import autonomy_view
+from hftops.control.engine_view import engine_section
 from hftops.control.pidfiles import SUPERVISOR, PidFiles
 from hftops.control.procinfo import process_facts
 from hftops.control.registry import build_registry
+from hftops.control.session_view import sessions_view
 from hftops.model.components import API, COMPONENT_NAMES
 
 EXIT_HEALTHY = 0
@@ -89,11 +92,12 @@ def offline_status(config: Config, *, with_ledger: bool = True) -> dict[str, Any
         components,
         flow,
         ledger,
+        config=config,
     )
 
 
 def assemble(supervisor: dict[str, Any], components: dict[str, Any], flow: dict[str, Any],
-             ledger: dict[str, Any]) -> dict[str, Any]:
+             ledger: dict[str, Any], *, config: Config | None = None) -> dict[str, Any]:
     """The one shape of `status --json` and `GET /api/status`, whoever computed the parts."""
     status: dict[str, Any] = {
         "supervisor": supervisor,
@@ -101,5 +105,9 @@ def assemble(supervisor: dict[str, Any], components: dict[str, Any], flow: dict[
         "ledger": ledger,
         **{key: flow[key] for key in FLOW_KEYS},
     }
+    status["sessions"] = sessions_view(components, flow)  # track -> phase, next_phase, next_at
+    status["autonomy"] = autonomy_view(components, flow, config)  # mode, reasons, since, strategies
+    status["engine"] = engine_section(components, flow)  # strategies, open orders, positions, equity
     status["health"], status["exit_code"] = health(status)
     return status
+

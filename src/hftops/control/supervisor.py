@@ -372,7 +372,7 @@ class Supervisor:
     async def status(self, with_ledger: bool = True) -> dict[str, Any]:
         components = self.components_status()
         flow, ledger = await self.dataflow(with_ledger)
-        return assemble(self.supervisor_info(), components, flow, ledger)
+        return assemble(self.supervisor_info(), components, flow, ledger, config=self.config)
 
     # -- teardown ------------------------------------------------------------------------------------
     async def close(self) -> None:

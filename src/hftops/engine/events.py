@@ -1,4 +1,6 @@
-"""Publishing the engine's events to Redis: `exec:{venue}:{orders|fills|positions|pnl|recon}` and `ops:stats`.
+"""Publishing the engine's events to Redis: `exec:{venue}:{orders|fills|positions|pnl|recon}`, the safety
+layer's `ops:events:{session|autonomy|evidence|flatten|margin}` and `ops:stats`. Every event entry is the
+same shape: field "d" = msgpack of the struct, field "kind" = a plain label; the recorder stores them.
 
 Callers enqueue without awaiting (order and fill callbacks are synchronous); one task writes the queue
 with pipelined XADDs (no MAXLEN: the recorder stores these and acks them). While Redis is down the
@@ -20,7 +22,7 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 
-from hftops.model.streams import DLQ_STREAM, F_DATA, F_KIND, STATS_HASH, ExecKind, exec_stream
+from hftops.model.streams import DLQ_STREAM, F_DATA, F_KIND, STATS_HASH, ExecKind, OpsKind, exec_stream, ops_stream
 
 log = structlog.get_logger("engine.events")
 _ENCODER = msgspec.msgpack.Encoder()
@@ -39,6 +41,7 @@ class EventPublisher:
     def __init__(self, redis: aioredis.Redis, venue: str, component: str = "engine", max_pending: int = 200_000):
         self._redis = redis
         self._streams = {kind: exec_stream(venue, kind) for kind in ExecKind}
+        self._ops_streams = {kind: ops_stream(kind) for kind in OpsKind}
         self._component = component
         self._pending: deque[tuple[str, dict[str, bytes | str]]] = deque()
         self._max_pending = max_pending
@@ -46,8 +49,16 @@ class EventPublisher:
         self.counters = PublisherCounters()
 
     def publish(self, kind: ExecKind, event: msgspec.Struct, event_kind: str | None = None) -> None:
-        fields: dict[str, bytes | str] = {F_DATA: _ENCODER.encode(event), F_KIND: event_kind or kind.value}
-        self._pending.append((self._streams[kind], fields))
+        self._enqueue(self._streams[kind], event, event_kind or kind.value)
+
+    def publish_ops(self, kind: OpsKind, event: msgspec.Struct, event_kind: str | None = None) -> None:
+        """A safety-layer event (model.ops_events) to `ops:events:{kind}`, e.g.
+        `publisher.publish_ops(OpsKind.SESSION, transition)`; the recorder stores it in its table."""
+        self._enqueue(self._ops_streams[kind], event, event_kind or kind.value)
+
+    def _enqueue(self, stream: str, event: msgspec.Struct, label: str) -> None:
+        fields: dict[str, bytes | str] = {F_DATA: _ENCODER.encode(event), F_KIND: label}
+        self._pending.append((stream, fields))
         if len(self._pending) > self._max_pending:
             self._pending.popleft()
             self.counters.dropped += 1

@@ -23,13 +23,15 @@ import structlog
 
 from hftops.bus.client import async_client
 from hftops.config import Config
+from hftops.config.autonomy import autonomy_settings
 from hftops.config.paths import DataPaths
+from hftops.engine.booked import BookedFills
 from hftops.engine.checkpoint import CheckpointCorrupt, checkpoint_path, load_checkpoint, write_checkpoint
+from hftops.engine.commands import CommandInbox
 from hftops.engine.core import TradingCore
 from hftops.engine.events import EventPublisher
 from hftops.engine.feed import MarketFeed
 from hftops.engine.gates import build_gate_chain
-from hftops.engine.halt import HaltGate, halt_latch
 from hftops.engine.loader import limit_specs, load_strategies
 from hftops.engine.orders import InvalidTransition
 from hftops.engine.positions import PositionBook
@@ -46,8 +48,17 @@ from hftops.execution import BrokerError, ExecutionLayer, build_execution
 from hftops.lifecycle import notify_ready, notify_stopping, notify_watchdog
 from hftops.model.exec_events import ReconEvent
 from hftops.model.market import DeadLetter
-from hftops.model.orders import Bbo, Fill, Intent, IntentKind, OrderStatus, OrderUpdate, Tick
-from hftops.model.streams import ExecKind
+from hftops.model.orders import Bbo, Fill, GateResult, Intent, IntentKind, OrderStatus, OrderUpdate, Tick
+from hftops.model.phases import Phase
+from hftops.model.streams import ExecKind, OpsKind
+from hftops.notify import build_notifier
+from hftops.notify.engine_command import notify_test_handler
+from hftops.ops.autonomy_wiring import AutonomyWiring, autonomy_gates, build_controller
+from hftops.ops.flatten_command import flatten_handler
+from hftops.ops.flatten_port import EngineFlattenPort
+from hftops.ops.margin_monitor import MarginMonitor
+from hftops.ops.position_flattener import PositionFlattener
+from hftops.ops.session_wiring import build_session_governor, cancels_for, request_track_flatten, session_gates
 
 ENV_CHECKPOINT_ENABLED = "HFT_CHECKPOINT_ENABLED"
 TICK_S = 0.25  # housekeeping period: watchdog, latch, snapshots (well inside the 1 s heartbeat)
@@ -72,9 +83,23 @@ class Engine:
         self.checkpoint_file: Path = checkpoint_path(self.paths.state)
 
         self.state = EngineState(clock, PositionBook(config.engine.initial_equity))
-        self.halt = HaltGate()
+        # Autonomy (ops/): one controller decides the platform mode and quarantines; persisted, restored at boot.
+        self.autonomy_settings = autonomy_settings(config, environ)
+        self.autonomy = build_controller(config, self.autonomy_settings, clock, self.log)
+        self.autonomy_gate, self.governor_gate = autonomy_gates(self.autonomy)
+        # Flattening (ops/): closes positions until the broker confirms them flat; its gate keeps a scope
+        # being flattened from reopening; a flatten still open at its deadline goes HALT (flatten_failed).
+        self.flattener = PositionFlattener(EngineFlattenPort(self), config.flatten, clock=clock,
+                                           autonomy=self.autonomy, log=self.log)
+        # Sessions (ops/): phases from the wall clock; FORCE_FLAT hands the track to the flattener.
+        self.sessions = build_session_governor(config, environ=environ, clock=clock,
+                                               on_force_flat=self._on_force_flat, log=self.log)
+        self.session_gate, self.flatten_gate = session_gates(self.sessions)
+        self._force_flat_pending: set[str] = set()  # FORCE_FLAT tracks seen before startup finished
         overrides, default = limit_specs(config)
-        self.chain = build_gate_chain(overrides, default, clock, safety_gates=(self.halt,))
+        self.chain = build_gate_chain(overrides, default, clock,
+                                      safety_gates=(self.session_gate, self.flatten_gate, self.flattener.gate,
+                                                    self.autonomy_gate, self.governor_gate))
         self.strategies = load_strategies(config, self.state)
         self.core = TradingCore(self.state, self.strategies, self.chain, on_strategy_error=self._strategy_error)
         self.redis = async_client(config.redis_url)
@@ -90,17 +115,28 @@ class Engine:
         self.started = False  # startup finished: positions are loaded and reconciled (checkpoints allowed)
         self.refusing_reason: str | None = None
         self.checkpoint_corrupt = False
-        self.backfill_floor_ns = clock()  # fills before it are already in the checkpoint / broker positions
+        self.booked = BookedFills(floor_ns=clock())  # fills before it are in the broker's positions
         self.last_checkpoint_ns: int | None = None
         self.broker_rejects: dict[tuple[str, str], int] = {}  # (strategy, reason) -> count
         self.counters = {"refused_intents": 0, "backfill_skipped": 0, "send_errors": 0, "invalid_updates": 0,
                          "bad_events": 0, "recon_query_failures": 0, "strategy_errors": 0, "duplicate_cancels": 0}
         self._sends: set[asyncio.Task[None]] = set()
-        # client order id -> set once the venue answered the order: a cancel waits for it, because a cancel
-        # that overtakes its order is refused (-2011) and the order would then rest unseen
-        self._unacked: dict[str, asyncio.Event] = {}
         self._canceling: set[str] = set()  # client order ids with a cancel (or amend) on its way
         self._dirty = True
+        # Operator notifications (notify/): the safety layer calls self.notifier.notify(...). It runs until
+        # after the shutdown sweep, so what the sweep reports still goes out (critical first).
+        self.notifier = build_notifier(config, environ, clock, log=self.log)
+        self.notifier.status_line = self._notify_summary
+        self._notifier_stop = asyncio.Event()
+        self.commands = CommandInbox(self.redis, self.log)
+        self.commands.register("notify_test", notify_test_handler(self.notifier))
+        self.commands.register("flatten", flatten_handler(self.flattener))
+        self.flattener.notifier = self.notifier
+        # Margin (ops/): polls the broker's account; margin_critical -> REDUCE_ONLY, alerts on the edges.
+        self.margin = MarginMonitor(self.execution.rest, self.autonomy, self.notifier, clock, config=config.margin,
+                                    publish=lambda e: self.publisher.publish_ops(OpsKind.MARGIN, e, e.level),
+                                    log=self.log)
+        self.autonomy_wiring = AutonomyWiring(self, self.autonomy_settings)  # monitor, actions, halt/rearm
 
     # --- process lifecycle ---------------------------------------------------------------------------
 
@@ -110,18 +146,31 @@ class Engine:
     async def run(self) -> int:
         publisher = asyncio.create_task(self.publisher.run(self.stopping), name="events")
         housekeeping = asyncio.create_task(self._housekeeping(), name="housekeeping")
+        notifier = asyncio.create_task(self.notifier.run(self._notifier_stop), name="notify")
+        commands = asyncio.create_task(self.commands.run(self.stopping), name="commands")
         try:
+            await self.autonomy_wiring.open()  # restores latches before anything can trade
             if await self._startup():
                 feed = asyncio.create_task(self.feed.run(self.stopping, self._on_tick, self._on_bbo), name="feed")
                 recon = asyncio.create_task(self._recon_loop(), name="recon")
+                tasks = [feed, recon]
+                if self.config.margin.enabled:
+                    tasks.append(asyncio.create_task(self.margin.run(self.stopping), name="margin"))
                 await self.stopping.wait()
-                await asyncio.gather(feed, recon, return_exceptions=True)
+                await asyncio.gather(*tasks, return_exceptions=True)
         finally:
             self.phase = "stopping"
             notify_stopping()
             await self._shutdown()
+            commands.cancel()  # after the sweep: a command arriving now has nothing left to act on
+            await asyncio.gather(commands, return_exceptions=True)
+            self._notifier_stop.set()
+            with contextlib.suppress(TimeoutError):  # run() bounds its own flush; this guards a stuck close
+                await asyncio.wait_for(asyncio.gather(notifier, return_exceptions=True),
+                                       self.config.notify.stop_flush_s + 1.0)
             housekeeping.cancel()
             await asyncio.gather(housekeeping, return_exceptions=True)
+            await self.autonomy_wiring.close()
             await asyncio.wait_for(asyncio.gather(publisher, return_exceptions=True), 2.0)
             await self.publisher.publish_stats(self.stats())
             await self.redis.aclose()
@@ -141,6 +190,8 @@ class Engine:
         await self.feed.position_at_latest()
         self.phase = "refusing" if self.refusing_reason else "running"
         self.started = True
+        self._force_flat_pending_now()
+        self.autonomy_wiring.on_ready()  # HALT restored at boot: cancel and flatten now that the broker is up
         notify_ready(f"engine {self.phase}")
         self.log.info("engine_ready", phase=self.phase, refusing_reason=self.refusing_reason,
                       strategies=[s.strategy_id for s in self.strategies], net={k: str(v) for k, v in
@@ -183,7 +234,9 @@ class Engine:
         book = PositionBook.restore(body.positions, self.config.engine.initial_equity)
         book.peak_equity = max(book.peak_equity, body.peak_equity)
         self.state.positions = book
-        self.backfill_floor_ns = body.written_ns
+        self.booked = BookedFills.from_checkpoint(body.written_ns, body.booked_trade_ids)
+        # fills made while the engine was down, however long, are read back from the broker's trade history
+        self.execution.router.backfill_from_ms = self.booked.floor_ns // 1_000_000
         self.last_checkpoint_ns = body.written_ns
         self.log.info("checkpoint_loaded", path=str(self.checkpoint_file), trading_date=str(body.trading_date),
                       positions=len(body.positions), net={k: str(v) for k, v in book.net().items()})
@@ -229,6 +282,7 @@ class Engine:
         self._dirty = True
 
     async def _shutdown(self) -> None:
+        await self.flattener.close()  # a flatten still running is reported as interrupted, not escalated
         if self._sends:  # orders on their way must land before the cancel sweep, or they would stay
             await asyncio.wait(list(self._sends), timeout=1.0)
         with contextlib.suppress(Exception):
@@ -261,7 +315,7 @@ class Engine:
             notify_watchdog()
             now = time.monotonic()
             try:
-                self._check_latch()
+                self._poll_sessions()
                 if now - last_stats >= 1.0 or self._dirty:
                     if self.phase != "starting":
                         self._publish_snapshots()
@@ -276,17 +330,24 @@ class Engine:
                 self.log.exception("engine_housekeeping_failed")
             await asyncio.sleep(TICK_S)
 
-    def _check_latch(self) -> None:
-        latch = halt_latch(self.paths)
-        was = self.halt.latch
-        self.halt.latch = latch
-        if latch is not None and was is None:
-            self.log.error("halt_latch_seen", latch=latch, hint="no new orders until `trading rearm`; resting "
-                           "orders are canceled")
-            if self.execution._task is not None:
-                self._spawn(self._cancel_all_for_halt())
-        elif latch is None and was is not None:
-            self.log.warning("halt_latch_cleared")
+    def _poll_sessions(self) -> None:
+        transitions = self.sessions.poll()
+        for event in transitions:
+            self.publisher.publish_ops(OpsKind.SESSION, event, event.to_phase)
+        if transitions and self.started:
+            self._dispatch(cancels_for(transitions, self.sessions, self.state))
+
+    def _on_force_flat(self, track: str) -> None:
+        if not self.started:  # positions are not loaded and reconciled yet: flatten once they are
+            self._force_flat_pending.add(track)
+            return
+        request_track_flatten(self.flattener, track, self.log)
+
+    def _force_flat_pending_now(self) -> None:
+        for track in sorted(self._force_flat_pending):
+            self._force_flat_pending.discard(track)
+            if self.sessions.track_phase(track) is Phase.FORCE_FLAT:
+                self._on_force_flat(track)
 
     async def _cancel_all_for_halt(self) -> None:
         in_flight = [t for t in self._sends if t is not asyncio.current_task()]
@@ -328,7 +389,7 @@ class Engine:
             now = self.clock()
             book = self.state.positions
             write_checkpoint(self.checkpoint_file, book.snapshots(), datetime.fromtimestamp(now / 1e9, UTC).date(),
-                             now, book.peak_equity)
+                             now, book.peak_equity, self.booked.for_checkpoint(now))
             self.last_checkpoint_ns = now
         except OSError as exc:
             self.log.error("checkpoint_write_failed", path=str(self.checkpoint_file), error=str(exc),
@@ -350,12 +411,7 @@ class Engine:
 
     def _on_order(self, update: OrderUpdate) -> None:
         self.publisher.publish(ExecKind.ORDERS, update, update.status.value)
-        if update.status is OrderStatus.NEW:
-            self._unacked.setdefault(update.client_order_id, asyncio.Event())
-        else:
-            answered = self._unacked.pop(update.client_order_id, None)
-            if answered is not None:
-                answered.set()
+        self.flattener.on_order(update)
         try:
             intents = self.core.on_order_update(update)
         except InvalidTransition as exc:
@@ -365,12 +421,14 @@ class Engine:
         self._dispatch(intents)
 
     def _on_fill(self, fill: Fill) -> None:
-        if fill.time_ns <= self.backfill_floor_ns:
+        if self.booked.already_booked(fill):
             self.counters["backfill_skipped"] += 1  # booked before the checkpoint (or in the broker's position)
             return
+        self.booked.record(fill, self.clock())
         self.publisher.publish(ExecKind.FILLS, fill, fill.side.value)
         self._dirty = True
         self._dispatch(self.core.on_fill(fill))
+        self.flattener.on_fill(fill)  # after the book took the fill: the flattener plans from the book
 
     def _on_bad_event(self, reason: str, payload: str) -> None:
         self.counters["bad_events"] += 1
@@ -395,6 +453,11 @@ class Engine:
                     self.counters["duplicate_cancels"] += 1
                     continue
                 self._canceling.add(cid)
+            elif intent.kind is IntentKind.NEW:
+                # registered and reported NEW now, not when the send task first runs: the strategy's next
+                # callback and the position gates must already count it (else a burst of events stacks orders
+                # past the strategy's inventory cap)
+                intent = msgspec.structs.replace(intent, client_order_id=self.execution.router.prepare(intent))
             self._spawn(self._send(intent))
 
     def _spawn(self, coro: Any) -> None:
@@ -412,6 +475,10 @@ class Engine:
             if intent.kind is IntentKind.AMEND and intent.client_order_id:
                 await self._cancel(intent.client_order_id)  # Binance futures has no amend of every field
                 intent = msgspec.structs.replace(intent, kind=IntentKind.NEW, client_order_id=None)
+            if intent.kind is IntentKind.FORCE_FLAT:  # a reduce-only MARKET order (core.force_flat_order,
+                # the flattener): whoever sent it follows it through the order updates
+                await router.submit(msgspec.structs.replace(intent, kind=IntentKind.NEW))
+                return
             if intent.kind is not IntentKind.NEW:
                 return
             update = await router.submit(intent)
@@ -430,11 +497,18 @@ class Engine:
             if canceling:
                 self._canceling.discard(canceling)
 
+    def send_flatten_order(self, intent: Intent) -> GateResult | None:
+        """One reduce-only MARKET order of the flattener (a FORCE_FLAT intent): gated like every intent, then
+        sent through the router. Unlike `_dispatch` it is sent by a refusing engine too: it only takes risk
+        away. None when sent, else the gate's refusal."""
+        sent, result = self.chain.evaluate(intent, self.state)
+        if sent is None:
+            return result
+        self._spawn(self._send(sent))
+        return None
+
     async def _cancel(self, client_order_id: str) -> None:
-        answered = self._unacked.get(client_order_id)
-        if answered is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(answered.wait(), self.config.broker.timeout_s)
+        # the router holds a cancel until its order has reached the venue (OrderRouter.cancel)
         await self.execution.router.cancel(client_order_id)
 
     # --- events out ----------------------------------------------------------------------------------
@@ -450,6 +524,10 @@ class Engine:
         event = ReconEvent(time_ns=self.clock(), kind=kind, symbol=symbol, local_qty=local, broker_qty=broker,
                            checks=checks, since_ns=since_ns, detail=detail, diff=broker - local)
         self.publisher.publish(ExecKind.RECON, event, kind)
+
+    def _notify_summary(self) -> str:
+        open_positions = sum(1 for p in self.state.positions if p.qty != 0)
+        return f"Engine {self.phase}; {open_positions} open position(s); autonomy {self.autonomy.ladder_mode.value}"
 
     def stats(self) -> dict[str, Any]:
         return engine_stats(self)

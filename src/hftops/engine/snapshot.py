@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +47,16 @@ def _iso(ns: int | None) -> str | None:
     return None if ns is None else datetime.fromtimestamp(ns / 1e9, UTC).isoformat()
 
 
+def _strategy_state(engine: Engine, strategy_id: str, trading: bool, halted: bool) -> str:
+    if halted:
+        return "halted"
+    if not trading:
+        return engine.phase
+    if engine.autonomy.strategy_quarantined(strategy_id):
+        return "quarantined"
+    return "reduce_only" if engine.autonomy.mode.value == "PLATFORM_REDUCE_ONLY" else "running"
+
+
 def engine_stats(engine: Engine) -> dict[str, Any]:
     state = engine.state
     book = state.positions
@@ -57,14 +68,20 @@ def engine_stats(engine: Engine) -> dict[str, Any]:
         by_reason = rejects.setdefault(strategy, {})
         key = f"broker_{reason}"
         by_reason[key] = by_reason.get(key, 0) + n
-    trading = engine.phase == "running" and engine.refusing_reason is None and engine.halt.latch is None
+    autonomy = engine.autonomy
+    halted = autonomy.mode.value == "HALT"
+    trading = engine.phase == "running" and engine.refusing_reason is None and not halted
     strategies = [
         {
             "id": s.strategy_id,
-            "state": "running" if trading else ("halted" if engine.halt.latch else engine.phase),
+            "state": _strategy_state(engine, s.strategy_id, trading, halted),
             "symbols": list(s.symbols),
             "rejects": rejects.get(s.strategy_id, {}),
             "errors": engine.core.strategy_errors.get(s.strategy_id, 0),
+            # what `trading strategies` shows beside the counters: which code runs, with which parameters
+            "class": f"{type(s).__module__}:{type(s).__qualname__}",
+            "params": {k: v if isinstance(v, (int, float, bool)) else str(v) for k, v in s.params.items()},
+            "open_orders": sum(1 for o in state.orders if o.strategy_id == s.strategy_id),
         }
         for s in engine.strategies
     ]
@@ -83,10 +100,12 @@ def engine_stats(engine: Engine) -> dict[str, Any]:
     equity = book.mark(state.mids)
     return {
         "time_ns": engine.clock(),
+        "pid": os.getpid(),  # who answers: `trading positions` names it when no PID file does (systemd)
         "state": engine.phase,
         "ready_to_trade": trading,
         "refusing_reason": engine.refusing_reason,
-        "halt_latch": engine.halt.latch,
+        "halt_latch": autonomy.store.emergency_latch() if autonomy.store is not None else None,
+        "autonomy": engine.autonomy_wiring.snapshot(),
         "strategies": strategies,
         "open_orders": len(orders),
         "orders": orders,
@@ -104,7 +123,13 @@ def engine_stats(engine: Engine) -> dict[str, Any]:
                   "drifting": sorted(engine.drift.drifting)},
         "counters": dict(engine.counters),
         "gates": {"evaluated": engine.chain.counters.evaluated, "accepted": engine.chain.counters.accepted},
+        "sessions": engine.sessions.snapshot(),  # track -> phase, next_phase, next_at (status `sessions`)
+        "session_gate": {**engine.sessions.stats(), "drops": engine.session_gate.drops_as_list()},
         "feed": engine.feed.stats(),
         "events": engine.publisher.stats(),
         "execution": engine.execution.stats(),
+        "flatten": engine.flattener.stats(),  # running jobs, counters, the last reports (control.flatten_client)
+        "margin": engine.margin.stats(),
+        "notify": engine.notifier.stats(),
+        "commands": dict(engine.commands.counters),
     }

@@ -8,7 +8,7 @@ admin API stays up) and pauses generation, so nothing is published that no clien
 `rest_fail` without `count` lasts until cleared; `malformed` targets `symbol` (default: the first configured
 symbol) on whichever trade stream a connection subscribed, one frame per tick until `count` were sent, and
 waits while no connection subscribes to that stream; `skip_ids` ids are recorded and served by REST.
-Trading faults (reject_orders, delay_acks, drop_user_stream, malformed_json, position_drift) are kept in
+Trading faults (reject_orders, delay_acks, drop_user_stream, malformed_json, position_drift, cap_fills) are in
 `self.trading` (`venue.trading.faults`); `rest_fail`, `rest_slow` and `down` hit the trading REST as well.
 """
 
@@ -42,6 +42,7 @@ class FaultName(StrEnum):
     DROP_USER_STREAM = "drop_user_stream"
     MALFORMED_JSON = "malformed_json"
     POSITION_DRIFT = "position_drift"
+    CAP_FILLS = "cap_fills"
 
 
 class MalformedKind(StrEnum):

@@ -77,9 +77,9 @@ class World:
                      and self.notify.count("READY=1"), 30, what="engine READY=1")
         return self.engine
 
-    def stop_engine(self, sig: int = signal.SIGTERM) -> int:
+    def stop_engine(self, sig: int = signal.SIGTERM, timeout: float = 8.0) -> int:
         assert self.engine is not None
-        code = self.engine.stop(sig)
+        code = self.engine.stop(sig, timeout)
         if self.notify is not None:
             self.notify.close()
         self.engine = self.notify = None

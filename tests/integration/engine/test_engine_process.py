@@ -19,6 +19,7 @@ from hftops.model.orders import Fill, OrderUpdate
 from hftops.model.streams import ExecKind
 from tests.conftest import ValkeyHandle
 from tests.integration.engine.helpers import ENGINE_OVERRIDES, World
+from tests.support.cli import trading
 from tests.support.platform import TestPlatform
 from tests.support.waiting import wait_for
 
@@ -117,20 +118,25 @@ def test_halt_latch_cancels_resting_orders_and_blocks_new_ones(world: World) -> 
     world.wait_ready()
     assert world.notify is not None and world.notify.count("WATCHDOG=1") >= 1
     latch = DataPaths(world.config.data_dir).state / "autonomy_latch.json"
-    latch.write_text(json.dumps({"mode": "HALT", "reason": "test_drill", "by": "pytest"}))
+    latch.write_text(json.dumps({"mode": "HALT", "reason": "test_drill", "by": "pytest"}))  # emergency-stop's
     try:
-        wait_for(lambda: (world.stats() or {}).get("halt_latch"), 5, what="engine sees the HALT latch")
+        wait_for(lambda: ((world.stats() or {}).get("autonomy") or {}).get("mode") == "HALT", 5,
+                 what="engine HALT (manual_operator) from the emergency-stop latch")
+        assert world.stats()["autonomy"]["reasons"] == ["manual_operator"]  # type: ignore[index]
         wait_for(lambda: world.venue_orders()["open"] == 0, 10, what="resting orders canceled under HALT")
         orders = len(world.venue_orders()["orders"])
         ticks = world.stats()["feed"]["ticks"]  # type: ignore[index]
         wait_for(lambda: (world.stats() or {}).get("feed", {}).get("ticks", 0) > ticks + 200, 15,
                  what="market data flowing under HALT")
-        assert len(world.venue_orders()["orders"]) == orders  # not one new order
+        flattens = [o for o in world.venue_orders()["orders"][orders:] if o.get("reduceOnly")]
+        assert len(world.venue_orders()["orders"]) - orders == len(flattens)  # nothing but flatten orders
         stats = world.stats()
         assert stats is not None and not stats["ready_to_trade"]
         assert any("autonomy_mode" in s["rejects"] for s in stats["strategies"]), stats["strategies"]
     finally:
-        latch.unlink()
+        trading(world.platform, "rearm", "--operator", "pytest", "--reason", "drill over", check=True)
+    assert not latch.exists()  # only `trading rearm` clears the emergency-stop latch
+    wait_for(lambda: (world.stats() or {}).get("ready_to_trade"), 5, what="trading again after the rearm")
     assert world.stop_engine() == 0
 
 

@@ -7,6 +7,9 @@
 - `malformed_json` {count}: the next `count` successful trading responses are cut in half (invalid JSON).
 - `position_drift` {symbol, qty}: positionRisk and account report the position plus `qty` (signed); the
   venue's real position (GET /admin/positions) is unchanged. qty 0 removes the drift.
+- `cap_fills` {qty?, count?}: an order taking liquidity fills at most `qty` (base quantity, default 0: none)
+  of its size when it arrives, as on a book with no depth; a MARKET/IOC remainder expires unfilled. The
+  next `count` orders (default all, until cleared).
 `rest_fail`, `rest_slow` and `down` apply to the trading endpoints as to every Binance endpoint.
 """
 
@@ -17,7 +20,7 @@ from dataclasses import asdict, dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-TRADING_FAULTS = ("reject_orders", "delay_acks", "drop_user_stream", "malformed_json", "position_drift")
+TRADING_FAULTS = ("reject_orders", "delay_acks", "drop_user_stream", "malformed_json", "position_drift", "cap_fills")
 
 
 @dataclass
@@ -26,6 +29,7 @@ class TradingFaultCounters:
     acks_delayed: int = 0
     user_streams_dropped: int = 0
     malformed_sent: int = 0
+    fills_capped: int = 0
 
 
 class TradingFaults:
@@ -37,6 +41,8 @@ class TradingFaults:
         self.user_stream_refused_until: float | None = None
         self.malformed_remaining = 0
         self.drift: dict[str, Decimal] = {}
+        self.fill_cap: Decimal | None = None
+        self.fill_cap_remaining: int | None = None
         self.counters = TradingFaultCounters()
         self.drop_requested: Callable[[], int] = lambda: 0  # set by the user stream: closes its sockets
 
@@ -74,6 +80,14 @@ class TradingFaults:
                 self.drift[symbol] = drift
             else:
                 self.drift.pop(symbol, None)
+        elif name == "cap_fills":
+            try:
+                cap = Decimal(str(qty if qty is not None else "0"))
+            except InvalidOperation:
+                raise ValueError(f"cap_fills qty must be a number (got {qty!r})") from None
+            if not cap.is_finite() or cap < 0:
+                raise ValueError(f"cap_fills qty must be >= 0 (got {qty!r})")
+            self.fill_cap, self.fill_cap_remaining = cap, count
         else:
             raise ValueError(f"unknown trading fault {name!r}; known: {list(TRADING_FAULTS)}")
 
@@ -83,6 +97,7 @@ class TradingFaults:
         self.user_stream_refused_until = None
         self.malformed_remaining = 0
         self.drift.clear()
+        self.fill_cap, self.fill_cap_remaining = None, None
 
     def take_reject(self) -> bool:
         if not self.reject_armed:
@@ -93,6 +108,18 @@ class TradingFaults:
                 self.reject_armed, self.reject_remaining = False, None
         self.counters.orders_rejected += 1
         return True
+
+    def take_fill_cap(self) -> Decimal | None:
+        """The most an arriving order may fill now (base quantity), or None when fills are not capped."""
+        cap = self.fill_cap
+        if cap is None:
+            return None
+        if self.fill_cap_remaining is not None:
+            self.fill_cap_remaining -= 1
+            if self.fill_cap_remaining <= 0:
+                self.fill_cap, self.fill_cap_remaining = None, None
+        self.counters.fills_capped += 1
+        return cap
 
     def take_malformed(self) -> bool:
         if self.malformed_remaining <= 0:
@@ -118,5 +145,7 @@ class TradingFaults:
             "user_stream_refused_s": None if until is None else round(max(0.0, until - self._clock()), 3),
             "malformed_json_remaining": self.malformed_remaining,
             "position_drift": {s: str(q) for s, q in self.drift.items()},
+            "cap_fills": None if self.fill_cap is None else {"qty": str(self.fill_cap),
+                                                              "remaining": self.fill_cap_remaining},
             "counters": asdict(self.counters),
         }

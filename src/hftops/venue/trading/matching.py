@@ -114,10 +114,10 @@ class Desk:
         self._changed(order, ExecType.NEW, None)
         ack = copy.copy(order)
         book = self.books[req.symbol]
-        if req.type is OrderType.MARKET:
-            self._take(order, None, maker=False)
-        elif self._marketable(order, book.touch):
-            self._take(order, order.price, maker=False)
+        if req.type is OrderType.MARKET or self._marketable(order, book.touch):
+            cap = self.faults.take_fill_cap()  # fault cap_fills: a book without depth
+            units = None if cap is None else int(cap.scaleb(self.specs[req.symbol].qty_decimals))
+            self._take(order, None if req.type is OrderType.MARKET else order.price, maker=False, cap=units)
         if order.status.is_open:
             if req.type is OrderType.MARKET or req.tif in (TimeInForce.IOC, TimeInForce.FOK):
                 self._finish(order, Status.EXPIRED, ExecType.EXPIRED)
@@ -231,8 +231,8 @@ class Desk:
             if order.status.is_open:
                 self._take(order, order.price, maker=True)
 
-    def _take(self, order: Order, limit: int | None, maker: bool) -> None:
-        qty = order.remaining
+    def _take(self, order: Order, limit: int | None, maker: bool, cap: int | None = None) -> None:
+        qty = order.remaining if cap is None else min(order.remaining, cap)
         if order.reduce_only:
             position = self.account.positions[order.symbol].qty
             closable = abs(position) if position and (position > 0) != (order.side is Side.BUY) else 0
