@@ -1,7 +1,8 @@
 """Gate chain per intent: p50/p99 of `GateChain.evaluate` for the limit gates, beside a naive baseline.
 
 The measured chain is the real one (`build_gate_chain`: shape, the session gates (session phase, flatten),
-max order qty, max position, max notional, price band, order rate) over a realistic state: 5 strategies x 5
+flatten-active, autonomy mode, strategy governor, max order qty, max position, max notional, price band,
+order rate) over a realistic state: 5 strategies x 5
 symbols with positions (one strategy at its position limit), resting orders and mids; 4 symbols are in an
 OPEN track and XRPUSDT in a CLOSE_ONLY one (only reducing orders pass, clamped). Intents are a deterministic
 mix (limit and market NEWs, some clamped, some rejected, cancels).
@@ -41,6 +42,9 @@ from hftops.model.orders import (
     TimeInForce,
 )
 from hftops.model.phases import Phase
+from hftops.ops.autonomy_gate import AutonomyGate, StrategyGovernorGate
+from hftops.ops.autonomy_state import AutonomyController
+from hftops.ops.flatten_gate import FlattenActiveGate
 from hftops.ops.session_gates import FlattenGate, SessionGate
 from hftops.ops.track_gate import TrackGate
 
@@ -101,7 +105,8 @@ def make_state(clock: FakeClock) -> EngineState:
 
 
 def session_gates() -> tuple[Gate, ...]:
-    """SessionGate + FlattenGate over a TrackGate: 4 symbols OPEN, XRPUSDT CLOSE_ONLY."""
+    """The engine's safety gates in its order: session phase and FORCE_FLAT over a TrackGate (4 symbols OPEN,
+    XRPUSDT CLOSE_ONLY), a running flatten's scope, the autonomy mode and the strategy governor."""
     tracks = TrackGate(
         [
             TrackConfig.model_validate({"name": "crypto", "symbols": SYMBOLS[:4]}),
@@ -111,7 +116,9 @@ def session_gates() -> tuple[Gate, ...]:
     )
     tracks.set_track_phase("crypto", Phase.OPEN)
     tracks.set_track_phase("closing", Phase.CLOSE_ONLY)
-    return SessionGate(tracks), FlattenGate(tracks)
+    controller = AutonomyController(clock=lambda: 0, strategy_ids=STRATEGIES)  # NORMAL: every gate runs to its end
+    return (SessionGate(tracks), FlattenGate(tracks), FlattenActiveGate({}), AutonomyGate(controller),
+            StrategyGovernorGate(controller))
 
 
 def make_intents(n: int, seed: int) -> list[Intent]:
