@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -22,12 +23,15 @@ CHECKPOINT_FILE = "positions.json"
 CHECKPOINT_VERSION = 1
 
 
-class CheckpointBody(msgspec.Struct, frozen=True, kw_only=True):
+class CheckpointBody(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     version: int
     trading_date: date
     written_ns: int
     peak_equity: Decimal
     positions: list[PositionSnapshot]
+    # symbol -> trade ids booked shortly before the write (engine.booked); omitted when empty, so the checksum
+    # of a checkpoint written before the field existed still matches
+    booked_trade_ids: dict[str, list[int]] = {}
 
 
 class Checkpoint(msgspec.Struct, frozen=True, kw_only=True):
@@ -61,7 +65,12 @@ def _digest(body: CheckpointBody) -> str:
 
 
 def write_checkpoint(
-    path: Path, positions: list[PositionSnapshot], trading_date: date, written_ns: int, peak_equity: Decimal
+    path: Path,
+    positions: list[PositionSnapshot],
+    trading_date: date,
+    written_ns: int,
+    peak_equity: Decimal,
+    booked_trade_ids: Mapping[str, list[int]] | None = None,
 ) -> None:
     body = CheckpointBody(
         version=CHECKPOINT_VERSION,
@@ -69,6 +78,7 @@ def write_checkpoint(
         written_ns=written_ns,
         peak_equity=peak_equity,
         positions=sorted(positions, key=lambda p: (p.strategy_id, p.symbol)),
+        booked_trade_ids=dict(booked_trade_ids or {}),
     )
     data = _ENCODER.encode(Checkpoint(body=body, sha256=_digest(body)))
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -62,6 +62,7 @@ from hftops.ops.session_wiring import build_session_governor, cancels_for, reque
 
 ENV_CHECKPOINT_ENABLED = "HFT_CHECKPOINT_ENABLED"
 TICK_S = 0.25  # housekeeping period: watchdog, latch, snapshots (well inside the 1 s heartbeat)
+PRUNE_AFTER_NS = 600 * 1_000_000_000  # terminal orders stay in the router this long (late reports still match)
 STOP_BUDGET_S = 4.0  # cancels + checkpoint must fit in the supervisor's stop timeout
 
 
@@ -325,6 +326,8 @@ class Engine:
                 if self.phase == "running" and now - last_checkpoint >= self.config.engine.checkpoint_interval_s:
                     last_checkpoint = now
                     self.write_checkpoint()
+                    # finished orders are forgotten after a while (their trade ids stay known): bounded memory
+                    self.execution.router.prune(self.clock() - PRUNE_AFTER_NS)
             except Exception:  # housekeeping carries the watchdog: it must outlive any bug in a snapshot
                 self.counters["housekeeping_errors"] = self.counters.get("housekeeping_errors", 0) + 1
                 self.log.exception("engine_housekeeping_failed")

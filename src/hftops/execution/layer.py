@@ -63,15 +63,38 @@ def build_execution(
 ) -> ExecutionLayer:
     broker = config.broker
     simulated = config.venue.kind == "simulated" and broker.rest_url is None
-    credentials = load_credentials(broker.api_key_env, broker.api_secret_env,
-                                   os.environ if environ is None else environ, allow_dev_default=simulated)
-    rest = BinanceFuturesRest(config.broker_rest_url, credentials, recv_window_ms=broker.recv_window_ms,
-                              timeout_s=broker.timeout_s, max_attempts=broker.max_attempts)
-    router = OrderRouter(rest, ClientOrderIds(session or new_session_id()), on_order=on_order, on_fill=on_fill,
-                         on_account=on_account, on_bad_event=on_bad_event)
+    credentials = load_credentials(
+        broker.api_key_env,
+        broker.api_secret_env,
+        os.environ if environ is None else environ,
+        allow_dev_default=simulated,
+    )
+    rest = BinanceFuturesRest(
+        config.broker_rest_url,
+        credentials,
+        recv_window_ms=broker.recv_window_ms,
+        timeout_s=broker.timeout_s,
+        max_attempts=broker.max_attempts,
+    )
+    router = OrderRouter(
+        rest,
+        ClientOrderIds(session or new_session_id()),
+        on_order=on_order,
+        on_fill=on_fill,
+        on_account=on_account,
+        on_bad_event=on_bad_event,
+        place_attempts=broker.max_attempts,
+        cancel_wait_s=broker.timeout_s * (broker.max_attempts + 1) * 2,
+    )
     stream = UserDataStream(
-        rest, config.broker_ws_url, router.on_user_event, on_down=router.note_stream_down, resync=router.resync,
+        rest,
+        config.broker_ws_url,
+        router.on_user_event,
+        on_down=router.note_stream_down,
+        resync=router.resync,
         on_bad_frame=lambda reason, raw: on_bad_event(reason, raw.decode("utf-8", "replace")),
-        keepalive_s=broker.listen_key_keepalive_s, reconnect_initial_s=broker.reconnect_initial_s,
-        reconnect_max_s=broker.reconnect_max_s)
+        keepalive_s=broker.listen_key_keepalive_s,
+        reconnect_initial_s=broker.reconnect_initial_s,
+        reconnect_max_s=broker.reconnect_max_s,
+    )
     return ExecutionLayer(rest, router, stream)

@@ -2,8 +2,9 @@
 
 Every answer is decoded into a typed struct; every failure becomes a `BrokerError` with Binance's code (or a
 pseudo code for transport failures and malformed answers), is counted, and is retried with backoff when the
-error says so. Retrying an order is safe because `place_order` requires a client order id: a copy that
-reaches the venue twice is refused with -4116, which the router resolves by querying the order.
+error says so. A new order is resent only after errors that say it did not take effect (429, -1021, ...):
+after a timeout, a 5xx or a malformed answer the order may be live, and Binance refuses a repeated client
+order id only while that order is still open — so the router queries it by client order id before any resend.
 """
 
 from __future__ import annotations
@@ -160,17 +161,20 @@ class BinanceFuturesRest:
         if reduce_only:
             params["reduceOnly"] = True
         params["newClientOrderId"] = client_order_id
-        return await self._signed("POST", "/fapi/v1/order", params, RestOrder)
+        # Never resent after an answer that may hide a live order (timeout, 5xx, bad JSON): Binance refuses a
+        # client order id only while that order is open, so a copy resent after the first one filled or was
+        # canceled would trade again. The caller asks the venue by client order id first (OrderRouter).
+        return await self._signed("POST", "/fapi/v1/order", params, RestOrder, resend_after_unknown=False)
 
-    async def cancel_order(self, symbol: str, *, order_id: int | None = None,
-                           client_order_id: str | None = None) -> RestOrder:
-        return await self._signed("DELETE", "/fapi/v1/order", _order_ref(symbol, order_id, client_order_id),
-                                  RestOrder)
+    async def cancel_order(
+        self, symbol: str, *, order_id: int | None = None, client_order_id: str | None = None
+    ) -> RestOrder:
+        return await self._signed("DELETE", "/fapi/v1/order", _order_ref(symbol, order_id, client_order_id), RestOrder)
 
-    async def query_order(self, symbol: str, *, order_id: int | None = None,
-                          client_order_id: str | None = None) -> RestOrder:
-        return await self._signed("GET", "/fapi/v1/order", _order_ref(symbol, order_id, client_order_id),
-                                  RestOrder)
+    async def query_order(
+        self, symbol: str, *, order_id: int | None = None, client_order_id: str | None = None
+    ) -> RestOrder:
+        return await self._signed("GET", "/fapi/v1/order", _order_ref(symbol, order_id, client_order_id), RestOrder)
 
     async def cancel_all(self, symbol: str) -> CancelAllAnswer:
         return await self._signed("DELETE", "/fapi/v1/allOpenOrders", {"symbol": symbol}, CancelAllAnswer)
@@ -178,20 +182,30 @@ class BinanceFuturesRest:
     async def open_orders(self, symbol: str | None = None) -> list[RestOrder]:
         return await self._signed("GET", "/fapi/v1/openOrders", {"symbol": symbol}, list[RestOrder])
 
-    async def user_trades(self, symbol: str, *, from_id: int | None = None, start_time_ms: int | None = None,
-                          limit: int = USER_TRADES_MAX_LIMIT) -> list[UserTrade]:
+    async def user_trades(
+        self,
+        symbol: str,
+        *,
+        from_id: int | None = None,
+        start_time_ms: int | None = None,
+        limit: int = USER_TRADES_MAX_LIMIT,
+    ) -> list[UserTrade]:
         if from_id is not None and start_time_ms is not None:
             raise ValueError("Binance refuses fromId together with startTime; page by fromId after the first call")
-        params: dict[str, object] = {"symbol": symbol, "fromId": from_id, "startTime": start_time_ms,
-                                     "limit": min(limit, USER_TRADES_MAX_LIMIT)}
+        params: dict[str, object] = {
+            "symbol": symbol,
+            "fromId": from_id,
+            "startTime": start_time_ms,
+            "limit": min(limit, USER_TRADES_MAX_LIMIT),
+        }
         return await self._signed("GET", "/fapi/v1/userTrades", params, list[UserTrade])
 
-    async def user_trades_since(self, symbol: str, *, from_id: int | None = None,
-                                start_time_ms: int | None = None, max_pages: int = 100) -> list[UserTrade]:
+    async def user_trades_since(
+        self, symbol: str, *, from_id: int | None = None, start_time_ms: int | None = None, max_pages: int = 100
+    ) -> list[UserTrade]:
         """Every trade from `from_id` (or from `start_time_ms`), paging by trade id, in id order."""
         out: list[UserTrade] = []
-        page = await self.user_trades(symbol, from_id=from_id, start_time_ms=start_time_ms if from_id is None
-                                      else None)
+        page = await self.user_trades(symbol, from_id=from_id, start_time_ms=start_time_ms if from_id is None else None)
         for _ in range(max_pages):
             out.extend(page)
             if len(page) < USER_TRADES_MAX_LIMIT:
@@ -209,8 +223,7 @@ class BinanceFuturesRest:
         return await self._signed("GET", "/fapi/v2/positionRisk", {"symbol": symbol}, list[PositionRisk])
 
     async def set_leverage(self, symbol: str, leverage: int) -> LeverageAnswer:
-        return await self._signed("POST", "/fapi/v1/leverage", {"symbol": symbol, "leverage": leverage},
-                                  LeverageAnswer)
+        return await self._signed("POST", "/fapi/v1/leverage", {"symbol": symbol, "leverage": leverage}, LeverageAnswer)
 
     # --- user-data stream keys (API key only, no signature) ---------------------------------------------
 
@@ -226,13 +239,27 @@ class BinanceFuturesRest:
 
     # --- plumbing ---------------------------------------------------------------------------------------
 
-    async def _signed(self, method: str, path: str, params: dict[str, object], kind: Any) -> Any:
+    async def _signed(
+        self, method: str, path: str, params: dict[str, object], kind: Any, *, resend_after_unknown: bool = True
+    ) -> Any:
         if not self._time_synced:
             await self.sync_time()
-        return await self._request(method, path, params, kind, signed=True, api_key=True)
+        return await self._request(
+            method, path, params, kind, signed=True, api_key=True, resend_after_unknown=resend_after_unknown
+        )
 
-    async def _request(self, method: str, path: str, params: dict[str, object], kind: Any, *,
-                       signed: bool, api_key: bool = False, retry: bool = True) -> Any:
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, object],
+        kind: Any,
+        *,
+        signed: bool,
+        api_key: bool = False,
+        retry: bool = True,
+        resend_after_unknown: bool = True,
+    ) -> Any:
         endpoint = f"{method} {path}"
         attempts = self.max_attempts if retry else 1
         unknown_seen = False
@@ -245,14 +272,27 @@ class BinanceFuturesRest:
                 exc.after_unknown_outcome = unknown_seen
                 unknown_seen = unknown_seen or exc.outcome_unknown
                 self._count(exc)
-                if not exc.retryable or attempt == attempts:
-                    log.warning("broker.request_failed", endpoint=endpoint, code=exc.code, msg=exc.msg,
-                                http_status=exc.http_status, attempt=attempt, final=True)
+                if not exc.retryable or attempt == attempts or (exc.outcome_unknown and not resend_after_unknown):
+                    log.warning(
+                        "broker.request_failed",
+                        endpoint=endpoint,
+                        code=exc.code,
+                        msg=exc.msg,
+                        http_status=exc.http_status,
+                        attempt=attempt,
+                        final=True,
+                    )
                     raise
                 self.counters.retries += 1
                 delay = self._delay(exc, attempt)
-                log.info("broker.request_retry", endpoint=endpoint, code=exc.code, http_status=exc.http_status,
-                         attempt=attempt, delay_s=round(delay, 3))
+                log.info(
+                    "broker.request_retry",
+                    endpoint=endpoint,
+                    code=exc.code,
+                    http_status=exc.http_status,
+                    attempt=attempt,
+                    delay_s=round(delay, 3),
+                )
                 if exc.code == BinanceCode.INVALID_TIMESTAMP and path != "/fapi/v1/time":
                     await self.sync_time()
                 await self._sleep(delay)
@@ -277,16 +317,20 @@ class BinanceFuturesRest:
         if exc.rate_limited:
             self.counters.rate_limited += 1
 
-    async def _once(self, method: str, path: str, params: dict[str, object], kind: Any, *,
-                    signed: bool, api_key: bool) -> Any:
+    async def _once(
+        self, method: str, path: str, params: dict[str, object], kind: Any, *, signed: bool, api_key: bool
+    ) -> Any:
         sendable = dict(params)
         if signed:
             sendable["recvWindow"] = self.recv_window_ms
             sendable["timestamp"] = self.timestamp_ms()
         query = encode_params(sendable)
         if signed:
-            query = f"{query}&signature={self._credentials.sign(query)}" if query else \
-                f"signature={self._credentials.sign(query)}"
+            query = (
+                f"{query}&signature={self._credentials.sign(query)}"
+                if query
+                else f"signature={self._credentials.sign(query)}"
+            )
         url = f"{path}?{query}" if query else path
         headers = {"X-MBX-APIKEY": self._credentials.api_key} if (signed or api_key) else {}
         self.counters.requests += 1
@@ -311,14 +355,19 @@ def _decode(response: httpx.Response, kind: Any) -> Any:
         try:
             return msgspec.json.decode(body, type=kind)
         except msgspec.DecodeError as exc:  # also a wrong shape: msgspec.ValidationError subclasses it
-            raise BrokerError(BrokerError.MALFORMED, f"answer is not the documented shape: {exc}; "
-                              f"first bytes {body[:120]!r}", 200) from None
+            raise BrokerError(
+                BrokerError.MALFORMED, f"answer is not the documented shape: {exc}; first bytes {body[:120]!r}", 200
+            ) from None
     retry_after = _retry_after(response)
     try:
         error = _ERROR_DECODER.decode(body)
     except msgspec.DecodeError:
-        raise BrokerError(BrokerError.HTTP, f"HTTP {response.status_code} without Binance's error JSON: "
-                          f"{body[:120]!r}", response.status_code, retry_after_s=retry_after) from None
+        raise BrokerError(
+            BrokerError.HTTP,
+            f"HTTP {response.status_code} without Binance's error JSON: {body[:120]!r}",
+            response.status_code,
+            retry_after_s=retry_after,
+        ) from None
     raise BrokerError(error.code, error.msg, response.status_code, retry_after_s=retry_after)
 
 

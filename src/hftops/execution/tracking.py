@@ -102,6 +102,8 @@ class TrackedOrder:
     reason: str = ""
     external: bool = False  # not placed by this router (another session, the venue's liquidation engine)
     uncertain: bool = False  # submitted, outcome unknown: the next resync settles it
+    qty_known: bool = True  # False for an order known only from userTrades (adopted after a restart)
+    copy_of: str = ""  # client order id reused by this second venue order (it is tracked as `<id>~<venue id>`)
     trade_ids: set[int] = field(default_factory=set)
     updated_ns: int = 0
     emitted_filled: Decimal = ZERO  # filled quantity of the last update handed out

@@ -3,6 +3,7 @@ the user-data stream, a dropped stream recovered by resync, faulty answers that 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator, Iterator
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
@@ -12,7 +13,16 @@ import pytest
 from hftops.execution import BinanceFuturesRest, BrokerError, Credentials, ExecutionLayer, build_execution
 from hftops.execution.signing import DEV_API_KEY
 from hftops.execution.wire import AccountUpdate
-from hftops.model.orders import Fill, Intent, IntentKind, OrderStatus, OrderType, OrderUpdate, Side
+from hftops.model.orders import (
+    ORDER_TRANSITIONS,
+    Fill,
+    Intent,
+    IntentKind,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+    Side,
+)
 from tests.integration.venue.helpers import VenueProcess
 from tests.support.platform import TestPlatform
 from tests.support.waiting import async_wait_for
@@ -216,3 +226,43 @@ async def test_account_leverage_and_listen_key_keepalive(venue: VenueProcess) ->
         assert stats["stream"]["connected"] and stats["rest"]["requests"] >= 4
     finally:
         await execution.stop()
+
+
+async def test_partial_fill_then_cancel_and_a_refused_order(
+    venue: VenueProcess, layer: tuple[ExecutionLayer, Seen]
+) -> None:
+    """NEW -> PARTIALLY_FILLED -> CANCELED keeping the filled part, and NEW -> REJECTED, on the real venue."""
+    execution, seen = layer
+    venue.admin("POST", "/admin/publishing", {"paused": True})  # a still touch: the partial fill stays partial
+    try:
+        before = await position(execution)
+        _, ask = touch(venue)
+        # a buy limited to the ask takes only the touch (at most 80 units of 0.001 here) and rests the rest
+        cid = (await execution.router.submit(new("0.100", OrderType.LIMIT, ask))).client_order_id
+
+        async def partly_filled() -> OrderUpdate | None:
+            update = execution.router.order(cid)
+            return update if update is not None and update.status is OrderStatus.PARTIALLY_FILLED else None
+
+        placed = await async_wait_for(partly_filled, 5, what="the order partly filled (the touch only)")
+        assert Decimal(0) < placed.filled_qty < Decimal("0.1")
+        canceled = await execution.router.cancel(cid)
+        assert canceled.status is OrderStatus.CANCELED and canceled.filled_qty == placed.filled_qty
+        (at_venue,) = venue_orders(venue, cid)
+        assert at_venue["status"] == "CANCELED" and Decimal(at_venue["executedQty"]) == placed.filled_qty
+
+        async def fills_in() -> bool:
+            return sum((f.qty for f in seen.fills if f.client_order_id == cid), Decimal(0)) == placed.filled_qty
+
+        await async_wait_for(fills_in, 5, what="the partial fills on the user stream")
+        assert await position(execution) == before + placed.filled_qty
+        venue.admin("POST", "/admin/fault", {"fault": "reject_orders", "count": 1})
+        refused = await execution.router.submit(new("0.01"))
+        assert refused.status is OrderStatus.REJECTED and refused.reason.startswith("-2010")
+        assert venue_orders(venue, refused.client_order_id) == []
+    finally:
+        venue.admin("POST", "/admin/publishing", {"paused": False})
+    for cid in (placed.client_order_id, refused.client_order_id):
+        path = [u.status for u in seen.updates if u.client_order_id == cid]
+        assert path[0] is OrderStatus.NEW and all(b in ORDER_TRANSITIONS[a] for a, b in itertools.pairwise(path))
+    assert execution.router.counters.illegal_transitions == 0

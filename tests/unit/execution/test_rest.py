@@ -17,9 +17,22 @@ from hftops.execution.signing import Credentials, sign
 
 KEY, SECRET = "test-key-123456", "test-secret-abcdef"
 SERVER_MS = 1_700_000_000_000
-ORDER = {"orderId": 7, "symbol": "BTCUSDT", "status": "NEW", "clientOrderId": "mm1-s-1", "price": "100.5",
-         "origQty": "0.010", "executedQty": "0", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
-         "avgPrice": "0.00", "cumQuote": "0", "reduceOnly": False, "updateTime": SERVER_MS}
+ORDER = {
+    "orderId": 7,
+    "symbol": "BTCUSDT",
+    "status": "NEW",
+    "clientOrderId": "mm1-s-1",
+    "price": "100.5",
+    "origQty": "0.010",
+    "executedQty": "0",
+    "side": "BUY",
+    "type": "LIMIT",
+    "timeInForce": "GTC",
+    "avgPrice": "0.00",
+    "cumQuote": "0",
+    "reduceOnly": False,
+    "updateTime": SERVER_MS,
+}
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -59,8 +72,14 @@ def client(venue: Venue, secret: str = SECRET, now_s: float = SERVER_MS / 1000 -
     async def no_sleep(_: float) -> None:
         return None
 
-    return BinanceFuturesRest("http://venue", Credentials(KEY, secret), clock=lambda: now_s, sleep=no_sleep,
-                              max_attempts=3, transport=httpx.MockTransport(venue))
+    return BinanceFuturesRest(
+        "http://venue",
+        Credentials(KEY, secret),
+        clock=lambda: now_s,
+        sleep=no_sleep,
+        max_attempts=3,
+        transport=httpx.MockTransport(venue),
+    )
 
 
 def err(status: int, code: int, msg: str = "x") -> httpx.Response:
@@ -70,8 +89,15 @@ def err(status: int, code: int, msg: str = "x") -> httpx.Response:
 async def test_signed_order_carries_key_timestamp_and_valid_signature() -> None:
     venue = Venue()
     rest = client(venue)
-    order = await rest.place_order(symbol="BTCUSDT", side="BUY", order_type="LIMIT", quantity=Decimal("0.010"),
-                                   price=Decimal("100.50"), time_in_force="GTC", client_order_id="mm1-s-1")
+    order = await rest.place_order(
+        symbol="BTCUSDT",
+        side="BUY",
+        order_type="LIMIT",
+        quantity=Decimal("0.010"),
+        price=Decimal("100.50"),
+        time_in_force="GTC",
+        client_order_id="mm1-s-1",
+    )
     assert order.orderId == 7 and order.price == Decimal("100.5")
     sent = venue.params(1)
     assert sent["quantity"] == "0.01" and sent["price"] == "100.5" and sent["newClientOrderId"] == "mm1-s-1"
@@ -94,11 +120,28 @@ async def test_wrong_secret_is_a_final_minus_1022_without_the_secret_in_the_mess
     await rest.aclose()
 
 
-@pytest.mark.parametrize(("code", "retryable"), [
-    (-2019, False), (-2022, False), (-1022, False), (-1121, False), (-2011, False), (-2013, False),
-    (-1102, False), (-4003, False), (-5021, False), (-1013, False), (-4116, False),
-    (-1003, True), (-1001, True), (-1007, True), (-1008, True), (-1021, True), (-1000, True),
-])
+@pytest.mark.parametrize(
+    ("code", "retryable"),
+    [
+        (-2019, False),
+        (-2022, False),
+        (-1022, False),
+        (-1121, False),
+        (-2011, False),
+        (-2013, False),
+        (-1102, False),
+        (-4003, False),
+        (-5021, False),
+        (-1013, False),
+        (-4116, False),
+        (-1003, True),
+        (-1001, True),
+        (-1007, True),
+        (-1008, True),
+        (-1021, True),
+        (-1000, True),
+    ],
+)
 def test_classification(code: int, retryable: bool) -> None:
     assert BrokerError(code, "m", 400).retryable is retryable
 
@@ -113,18 +156,57 @@ def test_classification_by_status_and_transport() -> None:
     assert not BrokerError(-2019, "Margin is insufficient.", 400).outcome_unknown
 
 
-async def test_5xx_and_timeouts_are_retried_with_the_same_client_order_id() -> None:
+async def test_5xx_and_timeouts_are_retried_for_requests_that_are_safe_to_repeat() -> None:
     venue = Venue()
-    venue.script["POST /fapi/v1/order"] = [httpx.Response(503, text="Service Unavailable"),
-                                           httpx.ReadTimeout("slow")]
+    venue.script["GET /fapi/v1/openOrders"] = [
+        httpx.Response(503, text="Service Unavailable"),
+        httpx.ReadTimeout("slow"),
+        httpx.Response(200, json=[ORDER]),
+    ]
     rest = client(venue)
-    order = await rest.place_order(symbol="BTCUSDT", side="BUY", order_type="MARKET", quantity=Decimal("1"),
-                                   client_order_id="mm1-s-9")
+    assert len(await rest.open_orders()) == 1
+    assert rest.counters.retries == 2 and rest.counters.server_errors == 1 and rest.counters.transport_errors == 1
+    await rest.aclose()
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        httpx.Response(503, text="Service Unavailable"),
+        httpx.ReadTimeout("slow"),
+        httpx.Response(200, content=b'{"orderId": 7, "sym'),
+    ],
+)
+async def test_a_new_order_is_never_resent_after_an_answer_that_may_hide_a_live_order(failure: object) -> None:
+    """Binance refuses a repeated client order id only while that order is open: a blind resend after the
+    first copy filled would trade twice. The router asks the venue first (OrderRouter._place)."""
+    venue = Venue()
+    venue.script["POST /fapi/v1/order"] = [failure]  # type: ignore[list-item]
+    rest = client(venue)
+    with pytest.raises(BrokerError) as info:
+        await rest.place_order(
+            symbol="BTCUSDT", side="BUY", order_type="MARKET", quantity=Decimal("1"), client_order_id="mm1-s-9"
+        )
+    assert info.value.outcome_unknown
+    assert [r.method for r in venue.requests if r.url.path == "/fapi/v1/order"] == ["POST"]
+    await rest.aclose()
+
+
+async def test_a_new_order_is_resent_with_the_same_client_order_id_after_a_refusal_that_did_not_execute() -> None:
+    venue = Venue()
+    venue.script["POST /fapi/v1/order"] = [
+        httpx.Response(429, json={"code": -1003, "msg": "Too many requests"}, headers={"Retry-After": "0"}),
+        err(400, -1021, "Timestamp for this request is outside of the recvWindow."),
+    ]
+    rest = client(venue)
+    order = await rest.place_order(
+        symbol="BTCUSDT", side="BUY", order_type="MARKET", quantity=Decimal("1"), client_order_id="mm1-s-9"
+    )
     assert order.orderId == 7
     posts = [venue.params(i) for i, r in enumerate(venue.requests) if r.method == "POST"]
     assert [p["newClientOrderId"] for p in posts] == ["mm1-s-9"] * 3
     assert "timeInForce" not in posts[0]  # MARKET orders carry none
-    assert rest.counters.retries == 2 and rest.counters.server_errors == 1 and rest.counters.transport_errors == 1
+    assert rest.counters.retries == 2
     await rest.aclose()
 
 
@@ -137,9 +219,11 @@ async def test_rate_limit_backs_off_using_retry_after() -> None:
     venue = Venue()
     venue.script["GET /fapi/v1/openOrders"] = [
         httpx.Response(429, json={"code": -1003, "msg": "Too many requests"}, headers={"Retry-After": "2"}),
-        httpx.Response(200, json=[ORDER])]
-    rest = BinanceFuturesRest("http://venue", Credentials(KEY, SECRET), sleep=sleep,
-                              transport=httpx.MockTransport(venue))
+        httpx.Response(200, json=[ORDER]),
+    ]
+    rest = BinanceFuturesRest(
+        "http://venue", Credentials(KEY, SECRET), sleep=sleep, transport=httpx.MockTransport(venue)
+    )
     assert len(await rest.open_orders()) == 1
     assert delays == [2.0] and rest.counters.rate_limited == 1
     await rest.aclose()
@@ -171,8 +255,8 @@ async def test_timestamp_outside_recv_window_resyncs_the_clock_and_retries() -> 
     venue = Venue()
     venue.script["GET /fapi/v2/account"] = [
         err(400, -1021, "Timestamp for this request is outside of the recvWindow."),
-        httpx.Response(200, json={"totalWalletBalance": "100", "totalMarginBalance": "100",
-                                  "availableBalance": "90"})]
+        httpx.Response(200, json={"totalWalletBalance": "100", "totalMarginBalance": "100", "availableBalance": "90"}),
+    ]
     rest = client(venue)
     account = await rest.account()
     assert account.availableBalance == Decimal("90")
@@ -182,12 +266,11 @@ async def test_timestamp_outside_recv_window_resyncs_the_clock_and_retries() -> 
 
 async def test_final_error_after_an_unknown_outcome_is_flagged() -> None:
     venue = Venue()
-    venue.script["POST /fapi/v1/order"] = [httpx.ReadTimeout("lost"), err(400, -2019, "Margin is insufficient.")]
+    venue.script["DELETE /fapi/v1/order"] = [httpx.ReadTimeout("lost"), err(400, -2011, "Unknown order sent.")]
     rest = client(venue)
     with pytest.raises(BrokerError) as info:
-        await rest.place_order(symbol="BTCUSDT", side="BUY", order_type="MARKET", quantity=Decimal("1"),
-                               client_order_id="c-1")
-    assert info.value.code == -2019 and info.value.after_unknown_outcome
+        await rest.cancel_order("BTCUSDT", client_order_id="c-1")
+    assert info.value.code == -2011 and info.value.after_unknown_outcome  # the first cancel may have done it
     await rest.aclose()
 
 
@@ -205,12 +288,23 @@ async def test_listen_key_uses_api_key_header_without_signature() -> None:
 
 async def test_user_trades_pages_by_trade_id() -> None:
     def trade(i: int) -> dict[str, object]:
-        return {"id": i, "orderId": 1, "symbol": "BTCUSDT", "side": "BUY", "price": "1", "qty": "1",
-                "commission": "0.1", "commissionAsset": "USDT", "time": 1}
+        return {
+            "id": i,
+            "orderId": 1,
+            "symbol": "BTCUSDT",
+            "side": "BUY",
+            "price": "1",
+            "qty": "1",
+            "commission": "0.1",
+            "commissionAsset": "USDT",
+            "time": 1,
+        }
 
     venue = Venue()
-    venue.script["GET /fapi/v1/userTrades"] = [httpx.Response(200, json=[trade(i) for i in range(1, 1001)]),
-                                              httpx.Response(200, json=[trade(1001), trade(1002)])]
+    venue.script["GET /fapi/v1/userTrades"] = [
+        httpx.Response(200, json=[trade(i) for i in range(1, 1001)]),
+        httpx.Response(200, json=[trade(1001), trade(1002)]),
+    ]
     rest = client(venue)
     trades = await rest.user_trades_since("BTCUSDT", start_time_ms=5)
     assert [t.id for t in trades] == list(range(1, 1003))
@@ -235,5 +329,7 @@ def test_repr_hides_credentials() -> None:
 def test_redact_hides_signatures() -> None:
     from hftops.execution.rest import redact
 
-    assert redact("GET http://v/fapi/v2/account?timestamp=1&signature=abc123DEF") == \
-        "GET http://v/fapi/v2/account?timestamp=1&signature=***"
+    assert (
+        redact("GET http://v/fapi/v2/account?timestamp=1&signature=abc123DEF")
+        == "GET http://v/fapi/v2/account?timestamp=1&signature=***"
+    )

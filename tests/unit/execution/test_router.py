@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from decimal import Decimal
 
@@ -44,14 +45,27 @@ class Recorder:
 def make(broker: FakeBroker | None = None) -> tuple[OrderRouter, FakeBroker, Recorder]:
     broker = broker or FakeBroker()
     rec = Recorder()
-    router = OrderRouter(broker, ClientOrderIds("sess1"), on_order=rec.on_order, on_fill=rec.fills.append,
-                         clock_ns=lambda: 1_700_000_000_000_000_000)
+    router = OrderRouter(
+        broker,
+        ClientOrderIds("sess1"),
+        on_order=rec.on_order,
+        on_fill=rec.fills.append,
+        clock_ns=lambda: 1_700_000_000_000_000_000,
+    )
     return router, broker, rec
 
 
 def intent(qty: str = "1", order_type: OrderType = OrderType.LIMIT, cid: str | None = None) -> Intent:
-    return Intent(kind=IntentKind.NEW, strategy_id="mm1", symbol="BTCUSDT", side=Side.BUY, qty=Decimal(qty),
-                  price=Decimal("100"), order_type=order_type, client_order_id=cid)
+    return Intent(
+        kind=IntentKind.NEW,
+        strategy_id="mm1",
+        symbol="BTCUSDT",
+        side=Side.BUY,
+        qty=Decimal(qty),
+        price=Decimal("100"),
+        order_type=order_type,
+        client_order_id=cid,
+    )
 
 
 async def test_submit_ack_fill_once_and_idempotent_resubmit() -> None:
@@ -101,8 +115,9 @@ async def test_final_error_after_unknown_outcome_queries_instead_of_rejecting() 
     error.after_unknown_outcome = True
     broker.failures["place_order"] = [error]
     update = await router.submit(intent())
-    assert update.status is OrderStatus.REJECTED  # never reached the venue: -2013 on the query
-    assert "never reached the venue" in update.reason
+    # the query says the earlier copy never landed: the refusal stands, with the venue's own reason
+    assert update.status is OrderStatus.REJECTED and update.reason == "-2019: Margin is insufficient."
+    assert [c[0] for c in broker.calls] == ["place_order", "query_order"]
 
 
 async def test_unsettled_outcome_stays_new_until_resync() -> None:
@@ -161,8 +176,12 @@ async def test_events_of_unknown_orders_are_adopted_and_bad_events_counted() -> 
     router.on_user_event(broker.fill(placed.client_order_id, 9, "2"))
     assert router.counters.unknown_orders == 1 and rec.fills[0].strategy_id == "mm1"
     event = broker.fill(placed.client_order_id, 10, "1")
-    broken = type(event)(e=event.e, E=event.E, T=event.T, o=type(event.o)(**{
-        **{f: getattr(event.o, f) for f in event.o.__struct_fields__}, "l": Decimal("NaN")}))
+    broken = type(event)(
+        e=event.e,
+        E=event.E,
+        T=event.T,
+        o=type(event.o)(**{**{f: getattr(event.o, f) for f in event.o.__struct_fields__}, "l": Decimal("NaN")}),
+    )
     router.on_user_event(broken)
     assert router.counters.bad_events == 1 and bad
 
@@ -195,7 +214,8 @@ def scenarios(draw: st.DrawFn) -> tuple[list[int], str, list[int], bool]:
 
 @given(scenarios())
 async def test_any_report_order_gives_legal_states_and_each_fill_once(
-        scenario: tuple[list[int], str, list[int], bool]) -> None:
+    scenario: tuple[list[int], str, list[int], bool],
+) -> None:
     fills, ending, delivery, drop_rest = scenario
     router, broker, rec = make()
     if drop_rest:
@@ -219,9 +239,12 @@ async def test_any_report_order_gives_legal_states_and_each_fill_once(
     assert sum(f.qty for f in rec.fills) == venue.executed
     final = router.order(cid)
     assert final is not None
-    expected = {"OPEN": OrderStatus.PARTIALLY_FILLED if fills else OrderStatus.ACK,
-                "FILLED": OrderStatus.FILLED, "CANCELED": OrderStatus.CANCELED,
-                "EXPIRED": OrderStatus.EXPIRED}[ending]
+    expected = {
+        "OPEN": OrderStatus.PARTIALLY_FILLED if fills else OrderStatus.ACK,
+        "FILLED": OrderStatus.FILLED,
+        "CANCELED": OrderStatus.CANCELED,
+        "EXPIRED": OrderStatus.EXPIRED,
+    }[ending]
     assert final.status is expected
     assert router.counters.illegal_transitions == 0
     statuses = rec.statuses(cid)
@@ -241,3 +264,95 @@ async def test_prune_forgets_old_terminal_orders_but_not_their_fills() -> None:
     assert router.order(a.client_order_id) is None and router.order(b.client_order_id) is not None
     router.on_user_event(event)  # a late repeat of the pruned order's fill
     assert [f.trade_id for f in rec.fills] == [42]
+
+
+# --- an order and its own cancel -------------------------------------------------------------------------
+
+
+async def test_unknown_outcome_then_absent_resends_once_under_the_same_id() -> None:
+    router, broker, rec = make()
+    broker.failures["place_order"] = [BrokerError(-1001, "Internal error", 503)]  # refused before landing
+    update = await router.submit(intent())
+    assert update.status is OrderStatus.ACK and router.counters.resends == 1 and len(broker.orders) == 1
+    assert [c[0] for c in broker.calls] == ["place_order", "query_order", "place_order"]
+    assert rec.statuses(update.client_order_id) == [OrderStatus.NEW, OrderStatus.ACK]
+
+
+async def test_unknown_outcome_every_time_gives_up_rejected_after_the_configured_sends() -> None:
+    router, broker, _rec = make()
+    broker.failures["place_order"] = [BrokerError(BrokerError.TRANSPORT, "timeout") for _ in range(3)]
+    update = await router.submit(intent())
+    assert update.status is OrderStatus.REJECTED and "after 3 sends" in update.reason
+    assert router.counters.resends == 2 and not broker.orders
+
+
+async def test_a_cancel_waits_for_its_order_to_reach_the_venue() -> None:
+    router, broker, rec = make()
+    landing = asyncio.Event()
+    broker.hold["place_order"] = landing
+    submit = asyncio.create_task(router.submit(intent()))
+    await asyncio.sleep(0)
+    cid = next(iter(router.orders))
+    cancel = asyncio.create_task(router.cancel(cid))
+    await asyncio.sleep(0.01)
+    assert not cancel.done() and router.counters.cancels_held == 1
+    assert [c[0] for c in broker.calls] == ["place_order"]  # the cancel has not overtaken the order
+    landing.set()
+    await submit
+    assert (await cancel).status is OrderStatus.CANCELED
+    assert rec.statuses(cid) == [OrderStatus.NEW, OrderStatus.ACK, OrderStatus.CANCELED]
+
+
+async def test_a_cancel_goes_as_soon_as_the_stream_reports_the_order() -> None:
+    router, broker, _rec = make()
+    broker.hold["place_order"] = asyncio.Event()  # the REST answer never comes in this test
+    submit = asyncio.create_task(router.submit(intent()))
+    await asyncio.sleep(0)
+    cid = next(iter(router.orders))
+    cancel = asyncio.create_task(router.cancel(cid))
+    await asyncio.sleep(0)
+    broker.place_now(cid)
+    router.on_user_event(broker.orders[cid].event("NEW", status="NEW"))
+    assert (await asyncio.wait_for(cancel, 1)).status is OrderStatus.CANCELED
+    submit.cancel()
+
+
+async def test_resync_leaves_an_order_on_its_way_to_its_submit() -> None:
+    router, broker, rec = make()
+    landing = asyncio.Event()
+    broker.hold["place_order"] = landing
+    submit = asyncio.create_task(router.submit(intent()))
+    await asyncio.sleep(0)
+    report = await router.resync()  # the venue does not list it yet: that is not a rejection
+    assert report.orders_settled == 0
+    landing.set()
+    update = await submit
+    assert update.status is OrderStatus.ACK and OrderStatus.REJECTED not in rec.statuses(update.client_order_id)
+
+
+async def test_a_second_venue_order_under_one_client_id_is_tracked_apart() -> None:
+    router, broker, rec = make()
+    first = await router.submit(intent("1"))
+    cid = first.client_order_id
+    broker.orders[cid].status = "CANCELED"
+    router.on_user_event(broker.orders[cid].event("CANCELED"))
+    copy = broker.reuse(cid)  # the venue accepted the id again once the first order had closed
+    router.on_user_event(copy.event("NEW", status="NEW"))
+    router.on_user_event(broker.fill(cid, 77, "1"))
+    assert router.order(cid).status is OrderStatus.CANCELED  # type: ignore[union-attr]
+    twin = router.order(f"{cid}~{copy.order_id}")
+    assert twin is not None and twin.status is OrderStatus.FILLED and twin.strategy_id == "mm1"
+    assert [f.client_order_id for f in rec.fills] == [twin.client_order_id]
+    assert router.counters.illegal_transitions == 0 and router.counters.copies == 1
+
+
+async def test_a_fill_of_an_earlier_session_recovered_from_user_trades_keeps_its_strategy() -> None:
+    broker = FakeBroker()
+    before, _, _ = make(broker)
+    placed = await before.submit(intent("1", order_type=OrderType.MARKET))
+    broker.fill(placed.client_order_id, 31, "1")  # filled while the engine was down: only userTrades knows
+    after, _, rec = make(broker)  # the restarted engine: a new router that never saw the order
+    report = await after.resync(["BTCUSDT"])
+    assert report.fills_recovered == 1 and [f.strategy_id for f in rec.fills] == ["mm1"]
+    assert rec.fills[0].client_order_id == placed.client_order_id
+    assert ("query_order", {"client_order_id": None, "order_id": placed.order_id}) in broker.calls

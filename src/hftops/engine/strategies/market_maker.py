@@ -13,15 +13,18 @@ from hftops.model.orders import Bbo, Intent, OrderUpdate, Side
 class QuotingMarketMaker(Strategy):
     """Params: `qty` per quote, `half_spread_bps`, `skew_bps_per_unit` (quotes move against inventory),
     `max_inventory` (stop quoting the side that would add beyond it), `requote_bps` (cancel/replace when
-    the wanted price moved at least this much), `tick` (price step quotes are rounded to)."""
+    the wanted price moved at least this much), `tick` (price step quotes are rounded to).
+
+    A quote fills when the market walks into it before it is re-quoted: with `requote_bps` below
+    `half_spread_bps` the quotes chase the mid and only a jump of the whole gap in one step fills them."""
 
     def __init__(self, strategy_id: str, symbols: Sequence[str], params: Mapping[str, Any], ctx: StrategyContext):
         super().__init__(strategy_id, symbols, params, ctx)
         self.qty = Decimal(str(params.get("qty", "0.01")))
-        self.half_spread_bps = Decimal(str(params.get("half_spread_bps", "5")))
-        self.skew_bps_per_unit = Decimal(str(params.get("skew_bps_per_unit", "2")))
+        self.half_spread_bps = Decimal(str(params.get("half_spread_bps", "3")))
+        self.skew_bps_per_unit = Decimal(str(params.get("skew_bps_per_unit", "0.5")))
         self.max_inventory = Decimal(str(params.get("max_inventory", "0.05")))
-        self.requote_bps = Decimal(str(params.get("requote_bps", "2")))
+        self.requote_bps = Decimal(str(params.get("requote_bps", "6")))
         self.tick = Decimal(str(params.get("tick", "0.01")))
         if self.qty <= 0 or self.max_inventory <= 0 or self.tick <= 0:
             raise ValueError(f"strategy {strategy_id}: qty, max_inventory and tick must be > 0")
