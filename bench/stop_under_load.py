@@ -46,7 +46,8 @@ def one_round(rate: int, load_s: float, symbols: int) -> dict[str, float | int |
         return {"start_s": start_s, "stop_wall_s": stop_s, "stop_exit": stop.returncode,
                 "stop_supervisor_s": float(report.get("duration_s", float("nan"))),
                 "balanced": bool((report.get("ledger_after") or {}).get("balanced")),
-                "timings": report.get("timings"), "steps": [(s.get("component"), s.get("duration_s")) for s in report.get("steps", [])]}
+                "timings": report.get("timings"),
+                "steps": [(s.get("component"), s.get("duration_s")) for s in report.get("steps", [])]}
 
 
 def main() -> None:

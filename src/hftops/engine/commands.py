@@ -72,7 +72,8 @@ class CommandInbox:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stopping.wait(), 0.5)
                 continue
-            for _stream, entries in batch or ():
+            replies: list[Any] = list(batch or ())
+            for _stream, entries in replies:
                 for entry_id, fields in entries:
                     last = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
                     await self._handle(fields)
