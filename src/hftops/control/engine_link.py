@@ -36,7 +36,7 @@ def engine_command(redis_url: str, cmd: str, args: dict[str, Any] | None = None,
                     maxlen=ENGINE_CMD_MAXLEN, approximate=True)
         deadline = time.monotonic() + timeout_s
         while (left := deadline - time.monotonic()) > 0:
-            batch = client.xread({ENGINE_REPLY_STREAM: last}, count=64, block=max(1, int(left * 1000)))
+            batch: Any = client.xread({ENGINE_REPLY_STREAM: last}, count=64, block=max(1, int(left * 1000)))
             for _stream, entries in batch or ():
                 for entry_id, fields in entries:
                     last = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
