@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from hftops.config.autonomy import AutonomyConfig
 from hftops.config.flatten_margin import FlattenConfig, MarginConfig
-from hftops.config.tracks import TrackConfig, check_track_names, default_tracks
+from hftops.config.tracks import TrackConfig, check_track_names, default_tracks, symbols_as_text
 
 
 class Section(BaseModel):
@@ -40,10 +40,7 @@ class VenueConfig(Section):
     @field_validator("symbols", mode="before")
     @classmethod
     def _symbols_as_text(cls, value: Any) -> Any:
-        # YAML reads `[2330, 2317]` as numbers; stock codes are text
-        if isinstance(value, list | tuple):
-            return tuple(str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value)
-        return value
+        return symbols_as_text(value)
 
     @field_validator("symbols")
     @classmethod

@@ -26,6 +26,13 @@ FUTURES_CODE = re.compile(r"([A-Z]{2,4})[A-L][0-9]")
 _PATTERN_CHARS = frozenset("*?[")
 
 
+def symbols_as_text(value: Any) -> Any:
+    """YAML reads `[2330, 2317]` as numbers; stock codes are text (quote codes with leading zeros: "0050")."""
+    if isinstance(value, list | tuple):
+        return tuple(str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value)
+    return value
+
+
 class TrackLike(Protocol):
     @property
     def name(self) -> str: ...
@@ -173,10 +180,7 @@ class TrackConfig(_Section):
     @field_validator("symbols", mode="before")
     @classmethod
     def _symbols_as_text(cls, value: Any) -> Any:
-        # YAML reads `[2330, 2317]` as numbers; stock codes are text (quote codes with leading zeros: "0050")
-        if isinstance(value, list | tuple):
-            return tuple(str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value)
-        return value
+        return symbols_as_text(value)
 
     @field_validator("symbols")
     @classmethod
