@@ -134,13 +134,22 @@ class Intent(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class GateResult(msgspec.Struct, frozen=True):
-    """A gate's answer. `qty` is the clamped quantity for CLAMP; `gate` names who decided."""
+    """A gate's answer. `qty` is the clamped quantity for CLAMP; `gate` names who decided.
+
+    The operator's sentence is `detail`. A hot-path gate passes `text` as a format string and its values as
+    `args`, so a refusal costs a tuple, not Decimal-to-text formatting: the sentence is built only when read.
+    """
 
     decision: GateDecision
     reason: RejectReason | None = None
     qty: Decimal | None = None
     gate: str = ""
-    detail: str = ""
+    text: str = ""  # the detail, or its str.format template when `args` is not empty
+    args: tuple[object, ...] = ()
+
+    @property
+    def detail(self) -> str:
+        return self.text.format(*self.args) if self.args else self.text
 
     @property
     def accepted(self) -> bool:

@@ -65,7 +65,7 @@ class SessionGate:
     def _reducing_only(self, intent: Intent, state: EngineState) -> GateResult:
         sid, symbol, side = intent.strategy_id, intent.symbol, intent.side
         if side is None:  # IntentShapeGate refuses these before; never let one through here
-            return self._drop(intent, _CLOSE_ONLY, f"{_KIND_NAME[intent.kind]} without a side")
+            return self._drop(intent, _CLOSE_ONLY, "{} without a side", _KIND_NAME[intent.kind])
         position = state.positions.qty(sid, symbol)
         # resting orders on the same side reduce too: count them, so that all of them filling cannot flip
         resting = state.orders.pending_qty(sid, symbol, side)
@@ -76,11 +76,16 @@ class SessionGate:
         room = position - resting if side is _SELL else -position - resting  # what may still be closed
         if room <= _ZERO:
             if not position:
-                return self._drop(intent, _CLOSE_ONLY, f"only reducing orders pass and {sid} is flat")
-            why = (
-                f"only orders reducing {sid}'s position pass; position {position}, {_SIDE_NAME[side]} resting {resting}"
+                return self._drop(intent, _CLOSE_ONLY, "only reducing orders pass and {} is flat", sid)
+            return self._drop(
+                intent,
+                _CLOSE_ONLY,
+                "only orders reducing {}'s position pass; position {}, {} resting {}",
+                sid,
+                position,
+                _SIDE_NAME[side],
+                resting,
             )
-            return self._drop(intent, _CLOSE_ONLY, why)
         if intent.qty <= room:
             return ACCEPTED
         return GateResult(
@@ -88,16 +93,20 @@ class SessionGate:
             RejectReason.SESSION_PHASE,
             room,
             self.name,
-            f"{symbol} CLOSE_ONLY: clamped to {room} so the position ({position}) is not flipped",
+            "{} CLOSE_ONLY: clamped to {} so the position ({}) is not flipped",
+            (symbol, room, position),
         )
 
-    def _drop(self, intent: Intent, phase: Phase, why: str) -> GateResult:
+    def _drop(self, intent: Intent, phase: Phase, why: str, *args: object) -> GateResult:
+        """Counts the drop; the refusal's sentence (`why` formatted with `args`) is built only when read."""
         name = _PHASE_NAME[phase]
         key = (intent.strategy_id, intent.symbol, name)
         drops = self.drops
         drops[key] = drops.get(key, 0) + 1
-        text = f"{_KIND_NAME[intent.kind]} {intent.symbol} refused: session phase {name}; {why}"
-        return GateResult(_REJECT, _SESSION_PHASE, None, "session", text)
+        template = "{} {} refused: session phase {}; " + why
+        return GateResult(
+            _REJECT, _SESSION_PHASE, None, "session", template, (_KIND_NAME[intent.kind], intent.symbol, name, *args)
+        )
 
     def drops_as_list(self) -> list[dict[str, object]]:
         return [{"strategy": s, "symbol": y, "phase": p, "count": n} for (s, y, p), n in sorted(self.drops.items())]

@@ -202,6 +202,32 @@ def test_chain_clamps_then_rejects_and_counts(state: EngineState, clock: FakeClo
     assert counters.as_dict()["rejected"] == [{"strategy": "s", "symbol": SYM, "reason": "price_band", "count": 2}]
 
 
+def test_refusal_sentences_name_the_values(state: EngineState, clock: FakeClock) -> None:
+    """The text is built on read (the hot path keeps a template and its values); it names what was refused."""
+    chain = build_gate_chain({}, SPEC, clock)
+    _, band = chain.evaluate(new(price="200"), state)
+    assert band.detail == "price 200 more than 50 bps from mid 100.0"
+    _, clamp = chain.evaluate(new(qty="7"), state)
+    assert clamp.detail == "qty 7 above max_order_qty 5"
+    state.positions.apply_fill(fill("s", SYM, Side.BUY, "10", "100"))
+    _, full = chain.evaluate(new(qty="1"), state)
+    assert full.detail == "BUY 1 BTCUSDT: exposure 10 already at max_position_qty 10"
+    for _ in range(5):
+        chain.evaluate(new(Side.SELL, qty="1"), state)
+    _, rate = chain.evaluate(new(Side.SELL, qty="1"), state)
+    assert rate.reason is RejectReason.MAX_ORDER_RATE and rate.detail == "above 2/s (burst 3) for this strategy"
+
+
+def test_max_notional_reuses_exposure_only_for_the_same_intent(state: EngineState, clock: FakeClock) -> None:
+    """In the chain max_notional reuses the exposure max_position computed; a fill in between is seen."""
+    chain = build_gate_chain({"s": LimitSpec(max_position_qty=D(100), max_notional=D(1500))}, SPEC, clock)
+    intent = new(qty="5", price="100")
+    assert chain.evaluate(intent, state)[0] == intent
+    state.positions.apply_fill(fill("s", SYM, Side.BUY, "14", "100"))  # 1400 of the 1500 notional used
+    sent, result = chain.evaluate(intent, state)  # the same object, judged again after the fill
+    assert sent is not None and sent.qty == D(1) and result.reason is RejectReason.MAX_NOTIONAL
+
+
 def test_rejected_intents_spend_no_rate_tokens(state: EngineState, clock: FakeClock) -> None:
     chain = build_gate_chain({}, SPEC, clock)
     for _ in range(10):
@@ -219,7 +245,7 @@ class HaltGate:
 
     def check(self, intent: Intent, state: EngineState) -> GateResult:
         if self.halted and intent.kind is IntentKind.NEW:
-            return GateResult(GateDecision.REJECT, RejectReason.AUTONOMY_MODE, gate=self.name, detail="HALT")
+            return GateResult(GateDecision.REJECT, RejectReason.AUTONOMY_MODE, gate=self.name, text="HALT")
         return ACCEPTED
 
 

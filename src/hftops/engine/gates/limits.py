@@ -46,12 +46,13 @@ class LimitSpec(msgspec.Struct, frozen=True, kw_only=True):
     order_burst: int = 40
 
 
-def _reject(gate: str, reason: RejectReason, detail: str) -> GateResult:
-    return GateResult(GateDecision.REJECT, reason, None, gate, detail)
+def _reject(gate: str, reason: RejectReason, template: str, *args: object) -> GateResult:
+    """A refusal; its sentence is `template.format(*args)`, built only when someone reads it."""
+    return GateResult(GateDecision.REJECT, reason, None, gate, template, args)
 
 
-def _clamp(gate: str, reason: RejectReason, qty: Decimal, detail: str) -> GateResult:
-    return GateResult(GateDecision.CLAMP, reason, qty, gate, detail)
+def _clamp(gate: str, reason: RejectReason, qty: Decimal, template: str, *args: object) -> GateResult:
+    return GateResult(GateDecision.CLAMP, reason, qty, gate, template, args)
 
 
 def _base_exposure(intent: Intent, state: EngineState, side: Side) -> Decimal:
@@ -64,6 +65,30 @@ def _base_exposure(intent: Intent, state: EngineState, side: Side) -> Decimal:
             pending -= amended.remaining_qty
     pos = state.positions.qty(sid, sym)
     return pos + pending if side is _BUY else pos - pending
+
+
+class ExposureMemo:
+    """The exposure MaxPositionGate just computed for an intent, reused by MaxNotionalGate right after it.
+
+    Keyed by the intent object itself: the two gates run back to back with nothing changing the state in
+    between, and a clamp in between hands on a new object (a miss, so it is computed again).
+    """
+
+    __slots__ = ("base", "intent")
+
+    def __init__(self) -> None:
+        self.intent: Intent | None = None
+        self.base = Decimal(0)
+
+    def exposure(self, intent: Intent, state: EngineState, side: Side) -> Decimal:
+        if intent is self.intent:
+            return self.base
+        base = self.base = _base_exposure(intent, state, side)
+        self.intent = intent
+        return base
+
+    def remember(self, intent: Intent, base: Decimal) -> None:
+        self.intent, self.base = intent, base
 
 
 def _per_strategy(limits: Mapping[str, LimitSpec], field: str) -> dict[str, Decimal]:
@@ -80,14 +105,14 @@ class IntentShapeGate:
         kind = intent.kind
         if kind is _NEW or kind is _AMEND:
             if intent.side is None:
-                return _reject(self.name, RejectReason.INVALID_INTENT, f"{kind} needs a side")
+                return _reject(self.name, RejectReason.INVALID_INTENT, "{} needs a side", kind)
             if not intent.qty.is_finite() or intent.qty <= 0:
-                return _reject(self.name, RejectReason.INVALID_INTENT, f"qty must be > 0, got {intent.qty}")
+                return _reject(self.name, RejectReason.INVALID_INTENT, "qty must be > 0, got {}", intent.qty)
             price = intent.price
             if price is not None and (not price.is_finite() or price <= 0):
-                return _reject(self.name, RejectReason.INVALID_INTENT, f"price must be > 0, got {price}")
+                return _reject(self.name, RejectReason.INVALID_INTENT, "price must be > 0, got {}", price)
             if intent.order_type is _LIMIT and price is None:
-                return _reject(self.name, RejectReason.INVALID_INTENT, f"LIMIT needs a price > 0, got {intent.price}")
+                return _reject(self.name, RejectReason.INVALID_INTENT, "LIMIT needs a price > 0, got {}", price)
             if kind is _AMEND and not intent.client_order_id:
                 return _reject(self.name, RejectReason.INVALID_INTENT, "AMEND needs the client_order_id")
         elif kind is IntentKind.CANCEL and not intent.client_order_id:
@@ -109,7 +134,7 @@ class MaxOrderQtyGate:
         limit = self._limits.get(intent.strategy_id, self._default)
         if intent.qty <= limit:
             return ACCEPTED
-        return _clamp(self.name, RejectReason.MAX_ORDER_QTY, limit, f"qty {intent.qty} above max_order_qty {limit}")
+        return _clamp(self.name, RejectReason.MAX_ORDER_QTY, limit, "qty {} above max_order_qty {}", intent.qty, limit)
 
 
 class MaxPositionGate:
@@ -117,9 +142,10 @@ class MaxPositionGate:
 
     name = "max_position"
 
-    def __init__(self, limits: Mapping[str, LimitSpec], default: LimitSpec) -> None:
+    def __init__(self, limits: Mapping[str, LimitSpec], default: LimitSpec, memo: ExposureMemo | None = None) -> None:
         self._limits = _per_strategy(limits, "max_position_qty")
         self._default = default.max_position_qty
+        self._memo = memo
 
     def check(self, intent: Intent, state: EngineState) -> GateResult:
         kind = intent.kind
@@ -128,6 +154,8 @@ class MaxPositionGate:
         side = intent.side
         assert side is not None  # IntentShapeGate runs first
         base = _base_exposure(intent, state, side)
+        if self._memo is not None:
+            self._memo.remember(intent, base)
         limit = self._limits.get(intent.strategy_id, self._default)
         # how much more the order may add in its own direction before |exposure| passes the limit
         allowed = limit - base if side is _BUY else limit + base
@@ -137,10 +165,15 @@ class MaxPositionGate:
             return _reject(
                 self.name,
                 RejectReason.MAX_POSITION,
-                f"{side} {intent.qty} {intent.symbol}: exposure {base} already at max_position_qty {limit}",
+                "{} {} {}: exposure {} already at max_position_qty {}",
+                side,
+                intent.qty,
+                intent.symbol,
+                base,
+                limit,
             )
         return _clamp(
-            self.name, RejectReason.MAX_POSITION, allowed, f"clamped to {allowed} by max_position_qty {limit}"
+            self.name, RejectReason.MAX_POSITION, allowed, "clamped to {} by max_position_qty {}", allowed, limit
         )
 
 
@@ -149,9 +182,10 @@ class MaxNotionalGate:
 
     name = "max_notional"
 
-    def __init__(self, limits: Mapping[str, LimitSpec], default: LimitSpec) -> None:
+    def __init__(self, limits: Mapping[str, LimitSpec], default: LimitSpec, memo: ExposureMemo | None = None) -> None:
         self._limits = _per_strategy(limits, "max_notional")
         self._default = default.max_notional
+        self._memo = memo or ExposureMemo()
 
     def check(self, intent: Intent, state: EngineState) -> GateResult:
         kind = intent.kind
@@ -162,9 +196,9 @@ class MaxNotionalGate:
         ref = intent.price if intent.order_type is _LIMIT else state.mids.get(intent.symbol)
         if ref is None:
             return _reject(
-                self.name, RejectReason.NO_MARKET_DATA, f"no mid for {intent.symbol} to value a MARKET order"
+                self.name, RejectReason.NO_MARKET_DATA, "no mid for {} to value a MARKET order", intent.symbol
             )
-        base = _base_exposure(intent, state, side)
+        base = self._memo.exposure(intent, state, side)
         projected = base + intent.qty if side is _BUY else base - intent.qty
         limit = self._limits.get(intent.strategy_id, self._default)
         if abs(projected) * ref <= limit or abs(projected) < abs(base):
@@ -172,14 +206,14 @@ class MaxNotionalGate:
         allowed = (limit / ref - base) if side is _BUY else (limit / ref + base)
         if allowed <= 0:
             return _reject(
-                self.name, RejectReason.MAX_NOTIONAL, f"exposure {base} x {ref} already at max_notional {limit}"
+                self.name, RejectReason.MAX_NOTIONAL, "exposure {} x {} already at max_notional {}", base, ref, limit
             )
         # keep the clamped qty on the order's own step (an order of 0.003 clamps to 0.001s, not 0.00123...)
         step = _ONE.scaleb(min(int(intent.qty.as_tuple().exponent), 0))
         allowed = allowed.quantize(step, rounding=ROUND_DOWN)
         if allowed <= 0:
-            return _reject(self.name, RejectReason.MAX_NOTIONAL, f"less than one qty step fits under {limit}")
-        return _clamp(self.name, RejectReason.MAX_NOTIONAL, allowed, f"clamped to {allowed} by max_notional {limit}")
+            return _reject(self.name, RejectReason.MAX_NOTIONAL, "less than one qty step fits under {}", limit)
+        return _clamp(self.name, RejectReason.MAX_NOTIONAL, allowed, "clamped to {} by max_notional {}", allowed, limit)
 
 
 class PriceBandGate:
@@ -200,7 +234,7 @@ class PriceBandGate:
         symbol = intent.symbol
         mid = state.mids.get(symbol)
         if mid is None:
-            return _reject(self.name, RejectReason.NO_MARKET_DATA, f"no mid for {symbol} yet")
+            return _reject(self.name, RejectReason.NO_MARKET_DATA, "no mid for {} yet", symbol)
         price = intent.price
         if intent.order_type is not _LIMIT or price is None:
             return ACCEPTED
@@ -214,7 +248,7 @@ class PriceBandGate:
         if bounds[1] <= price <= bounds[2]:
             return ACCEPTED
         band = self._limits.get(intent.strategy_id, self._default)
-        return _reject(self.name, RejectReason.PRICE_BAND, f"price {price} more than {band} bps from mid {mid}")
+        return _reject(self.name, RejectReason.PRICE_BAND, "price {} more than {} bps from mid {}", price, band, mid)
 
 
 class OrderRateGate:
@@ -243,7 +277,9 @@ class OrderRateGate:
         return _reject(
             self.name,
             RejectReason.MAX_ORDER_RATE,
-            f"above {bucket.rate}/s (burst {int(bucket.burst)}) for this strategy",
+            "above {:g}/s (burst {:g}) for this strategy",
+            bucket.rate,
+            bucket.burst,
         )
 
 
@@ -254,13 +290,14 @@ def build_gate_chain(
     safety_gates: Sequence[Gate] = (),
 ) -> GateChain:
     """shape -> safety gates (session, flatten, autonomy, governor; issue 5) -> limits -> order rate."""
+    memo = ExposureMemo()  # max_position computes the exposure, max_notional reuses it
     return GateChain(
         [
             IntentShapeGate(),
             *safety_gates,
             MaxOrderQtyGate(limits, default),
-            MaxPositionGate(limits, default),
-            MaxNotionalGate(limits, default),
+            MaxPositionGate(limits, default, memo),
+            MaxNotionalGate(limits, default, memo),
             PriceBandGate(limits, default),
             OrderRateGate(limits, default, clock),
         ]
