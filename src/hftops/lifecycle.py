@@ -6,9 +6,13 @@ supervisor, which sets NOTIFY_SOCKET to a socket of its own for every child it s
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import socket
+import sys
 from enum import StrEnum
+from typing import NoReturn
 
 
 class ComponentState(StrEnum):
@@ -53,3 +57,14 @@ def notify_stopping() -> bool:
 
 def notify_status(status: str) -> bool:
     return sd_notify(f"STATUS={status}")
+
+
+def exit_now(code: int) -> NoReturn:
+    """End a component process once its own orderly stop has returned: flush the logs and the standard
+    streams, then `os._exit`, skipping the interpreter's module teardown (0.1-0.2 s per process, paid
+    inside every `trading stop`). Only for `__main__`: everything that must be closed was closed by then."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)

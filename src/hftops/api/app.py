@@ -26,7 +26,7 @@ from hftops.api.flatten_route import FLATTEN_PATH, add_flatten_route
 from hftops.api.metrics import exposition
 from hftops.control import logview
 from hftops.control.audit import OPERATOR_PATTERN, AuditEvent, default_actor
-from hftops.control.shutdown import ShutdownPlan
+from hftops.control.shutdown_plan import ShutdownPlan
 from hftops.model.components import COMPONENT_NAMES
 
 if TYPE_CHECKING:

@@ -8,8 +8,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import redis
-
 
 class ValkeyNotFound(RuntimeError):
     pass
@@ -58,6 +56,8 @@ class ValkeySpec:
 
 def wait_until_ready(url: str, timeout_s: float = 10.0) -> None:
     """Block until the server answers PING and has finished loading its AOF."""
+    import redis  # here, not at the top: the `trading` CLI reads ValkeySpec without needing a client
+
     deadline = time.monotonic() + timeout_s
     last_error: Exception | None = None
     client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)

@@ -9,17 +9,18 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
 
-from hftops.config.loader import ConfigError, load_config
 from hftops.config.paths import DataPaths
-from hftops.config.schema import Config
 from hftops.control.audit import OPERATOR_PATTERN, AuditLog, default_actor
-from hftops.logs import configure_logging
 from hftops.model.components import COMPONENT_NAMES
+
+if TYPE_CHECKING:  # the config schema (pydantic) loads inside _load: `trading stop` may not need it at all
+    from rich.console import Console
+
+    from hftops.config.schema import Config
 
 CONFIG_OPTION = typer.Option(None, "--config", "-c", help="config file (default: $HFT_CONFIG, else defaults)")
 OPERATOR_OPTION = typer.Option(None, "--operator", help="who runs this (audit actor; default: the OS user)")
@@ -30,12 +31,20 @@ systemd_app = typer.Typer(no_args_is_help=True, help="systemd units for the comp
 
 
 def _console() -> Console:
+    from rich.console import Console
+
     probe = Console()
     return probe if probe.is_terminal else Console(width=200)
 
 
-def _load(config_path: Path | None) -> Config:
-    """Load the config; a --config path is exported as HFT_CONFIG so the supervisor and children see it."""
+def _load(config_path: Path | None, *, with_logging: bool = True) -> Config:
+    """Load the config; a --config path is exported as HFT_CONFIG so the supervisor and children see it.
+
+    `with_logging=False` (stop): the command configures logging itself if it ends up logging at all.
+    """
+    from hftops.config.loader import ConfigError, load_config
+    from hftops.control.operations import cli_logging
+
     try:
         if config_path is not None:
             os.environ["HFT_CONFIG"] = str(config_path.resolve())
@@ -45,10 +54,8 @@ def _load(config_path: Path | None) -> Config:
         for problem in exc.problems:
             typer.echo(f"  {problem}", err=True)
         raise typer.Exit(EXIT_CONFIG) from exc
-    # What the CLI itself logs (a stop through PID files) goes to <data>/log/cli.log, never to stdout.
-    configure_logging(
-        "cli", DataPaths(config.data_dir).log, config.log.level, config.log.max_bytes, config.log.backups
-    )
+    if with_logging:
+        cli_logging(config)
     return config
 
 
@@ -127,24 +134,50 @@ def stop(
 
     Exit 0 clean and balanced; 3 something had to be killed; 4 the ledger does not balance; 5 not drained.
     """
-    from hftops.control.operations import stop_platform
-    from hftops.control.render import report_lines
-    from hftops.control.shutdown import ShutdownPlan
+    from hftops.control.shutdown_plan import ShutdownPlan
 
-    config = _load(config_path)
     plan = ShutdownPlan(
         actor=_operator(operator), drain=drain, timeout_s=timeout, drain_timeout_s=drain_timeout
     )
-    outcome = stop_platform(config, plan)
+    if config_path is not None:
+        os.environ["HFT_CONFIG"] = str(config_path.resolve())
+    report = _stop_running_supervisor(plan)
+    if report is not None:
+        code, message, data = report["exit_code"], "", report
+    else:  # no supervisor answering (or an unusual config): the full path, PID files included
+        from hftops.control.operations import stop_platform
+
+        outcome = stop_platform(_load(config_path, with_logging=False), plan)
+        code, message, data = outcome.code, outcome.message, outcome.data
     if as_json:
-        _print_json(outcome.data)
+        _print_json(data)
     else:
-        if outcome.message:
-            typer.echo(outcome.message)
-        if not outcome.data.get("nothing_running"):
-            for line in report_lines(outcome.data):
+        from hftops.control.verdicts import report_lines
+
+        if message:
+            typer.echo(message)
+        if not data.get("nothing_running"):
+            for line in report_lines(data):
                 typer.echo(line)
-    raise typer.Exit(outcome.code)
+    raise typer.Exit(code)
+
+
+_FAST_STOP_WAIT_S = 30.0  # then the full path asks again with the config's whole stop budget
+
+
+def _stop_running_supervisor(plan: Any) -> dict[str, Any] | None:
+    """The ordered stop through a running supervisor's control socket, found without validating the
+    config (see config/locate.py); None when that is not possible, and the caller takes the full path."""
+    from hftops.config.locate import locate_data_dir
+    from hftops.control.client import SupervisorClient
+
+    data_dir = locate_data_dir(os.environ)
+    if data_dir is None:
+        return None
+    client = SupervisorClient(DataPaths(data_dir))
+    if not client.running():
+        return None
+    return client.shutdown(plan, _FAST_STOP_WAIT_S)
 
 
 def restart(
@@ -156,8 +189,8 @@ def restart(
 ) -> None:
     """Ordered stop, then start. Exits with the start's failure, else the stop's code."""
     from hftops.control.operations import start_platform, stop_platform
-    from hftops.control.render import report_lines
-    from hftops.control.shutdown import ShutdownPlan
+    from hftops.control.shutdown_plan import ShutdownPlan
+    from hftops.control.verdicts import report_lines
 
     config = _load(config_path)
     who = _operator(operator)
@@ -296,7 +329,8 @@ def pre_reboot(
 ) -> None:
     """Before a reboot: status, counts, drain-stop, verify, snapshot, config backup, then the checklist."""
     from hftops.control.reboot import pre_reboot as run
-    from hftops.control.render import report_lines, status_view
+    from hftops.control.render import status_view
+    from hftops.control.verdicts import report_lines
 
     config = _load(config_path)
     console = _console()

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from hftops.config.locate import resolve_data_dir
 from hftops.config.schema import Config
 
 ENV_PREFIX = "HFT_"
@@ -150,8 +151,5 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
         config = Config.model_validate(_deep_merge(raw, overrides))
     except ValidationError as exc:
         raise ConfigError(source, format_validation_error(exc)) from exc
-    data_dir = config.data_dir
-    if not data_dir.is_absolute():
-        base = Path(file_path).resolve().parent if file_path and "data_dir" in raw else Path.cwd()
-        data_dir = (base / data_dir).resolve()
+    data_dir = resolve_data_dir(config.data_dir, file_path, "data_dir" in raw)
     return config.model_copy(update={"data_dir": data_dir})

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from hftops.config.autonomy import AutonomyConfig
 from hftops.config.flatten_margin import FlattenConfig, MarginConfig
+from hftops.config.locate import DEFAULT_DATA_DIR
 from hftops.config.tracks import TrackConfig, check_track_names, default_tracks, symbols_as_text
 
 
@@ -306,7 +307,7 @@ class NotifyConfig(Section):
 
 
 class Config(Section):
-    data_dir: Path = Field(Path("./var"), description="every piece of state lives under it (HFT_DATA_DIR)")
+    data_dir: Path = Field(DEFAULT_DATA_DIR, description="every piece of state lives under it (HFT_DATA_DIR)")
     venue: VenueConfig = VenueConfig()
     simulator: SimulatorConfig = SimulatorConfig()
     redis: RedisConfig = RedisConfig()

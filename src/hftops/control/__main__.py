@@ -11,6 +11,7 @@ from hftops.config.loader import ConfigError, load_config
 from hftops.control.audit import default_actor
 from hftops.control.daemon import NotifyParentHooks
 from hftops.control.main import run_supervisor
+from hftops.lifecycle import exit_now
 
 
 def main() -> int:
@@ -28,4 +29,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -41,9 +41,9 @@ def _redis(config: Config) -> redis.Redis:
 
 
 def stream_keys(client: redis.Redis) -> list[str]:
+    """The market-data streams and the DLQ stream (which may not exist yet: `streams_info` skips it)."""
     keys = {_text(k) for k in client.scan_iter(match=f"{MD_PREFIX}:*", _type="STREAM", count=1000)}
-    if client.exists(DLQ_STREAM):
-        keys.add(DLQ_STREAM)
+    keys.add(DLQ_STREAM)
     return sorted(keys)
 
 
@@ -51,8 +51,7 @@ def _id_ms(stream_id: Any) -> int:
     return int(_text(stream_id).split("-", 1)[0])
 
 
-def _stream_info(client: redis.Redis, key: str, now_ms: int) -> dict[str, Any]:
-    info = client.xinfo_stream(key)
+def _stream_entry(info: dict[Any, Any], groups: list[dict[Any, Any]], now_ms: int) -> dict[str, Any]:
     last_id = _text(info.get("last-generated-id", "0-0"))
     out: dict[str, Any] = {
         "length": int(info["length"]),
@@ -60,7 +59,7 @@ def _stream_info(client: redis.Redis, key: str, now_ms: int) -> dict[str, Any]:
         "last_age_s": round(max(0, now_ms - _id_ms(last_id)) / 1000, 3) if last_id != "0-0" else None,
         "groups": {},
     }
-    for group in client.xinfo_groups(key):
+    for group in groups:
         lag = group.get("lag")
         delivered = _text(group.get("last-delivered-id", "0-0"))
         if lag is None:  # unknown after deletions: fall back to "has it read up to the last entry"
@@ -74,13 +73,29 @@ def _stream_info(client: redis.Redis, key: str, now_ms: int) -> dict[str, Any]:
     return out
 
 
+def streams_info(client: redis.Redis, keys: list[str], now_ms: int) -> dict[str, Any]:
+    """XINFO STREAM and XINFO GROUPS of every key in one round trip (a stop reads them under full load,
+    between its steps); a key that does not exist (any more) is left out."""
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.xinfo_stream(key)
+        pipe.xinfo_groups(key)
+    replies = pipe.execute(raise_on_error=False)
+    out: dict[str, Any] = {}
+    for key, info, groups in zip(keys, replies[0::2], replies[1::2], strict=True):
+        if isinstance(info, redis.ResponseError) or isinstance(groups, redis.ResponseError):
+            continue
+        out[key] = _stream_entry(info, groups, now_ms)
+    return out
+
+
 def redis_flow(config: Config, now: Callable[[], float] = time.time) -> dict[str, Any]:
     """Streams, per-symbol last message age, collector cursor, DLQ stream and `ops:stats`."""
     try:
         client = _redis(config)
         try:
             now_ms = int(now() * 1000)
-            streams = {key: _stream_info(client, key, now_ms) for key in stream_keys(client)}
+            streams = streams_info(client, stream_keys(client), now_ms)
             cursor = {
                 _text(k): int(v) for k, v in client.hgetall(collector_cursor_key(config.venue.name)).items()
             }
@@ -253,13 +268,6 @@ def ledger(config: Config, *, direct: bool = True, query: QueryFn | None = None)
     return data
 
 
-def ledger_verdict(data: dict[str, Any]) -> str:
-    """balanced | unbalanced | unknown (a source could not be read; not proof of loss)."""
-    if not data.get("available") or data.get("unknown"):
-        return "unknown"
-    return "balanced" if data.get("balanced") else "unbalanced"
-
-
 def collect_final(config: Config) -> dict[str, Any]:
     """Figures after the recorder exited: counts and ledger over one direct store session."""
     try:
@@ -307,7 +315,7 @@ def event_streams_info(config: Config, now: Callable[[], float] = time.time) -> 
     try:
         now_ms = int(now() * 1000)
         keys = [*exec_streams(config.venue.name), *ops_streams()]
-        return {key: _stream_info(client, key, now_ms) for key in keys if client.exists(key)}
+        return streams_info(client, keys, now_ms)
     finally:
         client.close()
 
@@ -333,21 +341,3 @@ def drain_state(config: Config) -> tuple[bool, dict[str, Any]]:
         if g["pending"] or g["lag"] != 0:
             remaining[key] = {"pending": g["pending"], "lag": g["lag"]}
     return not remaining, remaining
-
-
-def counts_line(flow: dict[str, Any]) -> str:
-    totals = flow.get("totals") or {}
-    tables = flow.get("tables") or {}
-    table_text = (
-        tables["error"]
-        if "error" in tables
-        else ", ".join(f"{name} {info['rows']:,}" for name, info in tables.items())
-    )
-    wal = flow.get("wal") or {}
-    return (
-        f"streams {len(flow.get('streams') or {})} ({totals.get('stream_entries', 'n/a')} entries, "
-        f"pending {totals.get('pending', 'n/a')}, lag {totals.get('lag', 'n/a')}); "
-        f"WAL {wal.get('segments', 'n/a')} segments / {wal.get('bytes', 'n/a')} bytes; "
-        f"DLQ stream {flow.get('dlq', {}).get('stream')} table {flow.get('dlq', {}).get('table')}; "
-        f"DB rows: {table_text or 'none'}"
-    )

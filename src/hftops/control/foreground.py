@@ -11,9 +11,10 @@ from rich.live import Live
 
 from hftops.control.daemon import last_log_lines
 from hftops.control.main import SupervisorHooks
-from hftops.control.render import report_lines, status_view
+from hftops.control.render import status_view
 from hftops.control.shutdown import ShutdownReport
 from hftops.control.supervisor import Supervisor
+from hftops.control.verdicts import report_lines
 
 _REFRESH_S = 1.0
 

@@ -8,7 +8,7 @@ import contextlib
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +16,7 @@ import uvicorn
 
 from hftops.control.registry import ComponentSpec
 from hftops.control.runner import RunState, StartFailed, StopResult
-
-
-class EmbeddedServer(uvicorn.Server):
-    """uvicorn without its own signal handling: the supervisor owns SIGTERM/SIGINT."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
+from hftops.embedded_http import EmbeddedServer
 
 
 def _server(app: Any) -> EmbeddedServer:
@@ -83,7 +76,7 @@ class ServedApp:
         """Returns True if connections had to be cut (forced)."""
         if self.task is None or self.task.done():
             return False
-        self.server.should_exit = True
+        self.server.request_exit()
         try:
             await asyncio.wait_for(asyncio.shield(self.task), timeout_s)
             return False

@@ -19,7 +19,8 @@ from hftops.control.httpserver import ApiRunner, ServedApp, unix_socket
 from hftops.control.pidfiles import CONTROL_SOCKET, SUPERVISOR, InstanceLock, PidFiles
 from hftops.control.registry import build_registry
 from hftops.control.runner import ProcessRunner
-from hftops.control.shutdown import ShutdownPlan, ShutdownReport
+from hftops.control.shutdown import ShutdownReport
+from hftops.control.shutdown_plan import ShutdownPlan
 from hftops.control.supervisor import Runner, Supervisor
 from hftops.logs import configure_logging
 

@@ -15,13 +15,10 @@ from hftops.control import latch
 from hftops.control.audit import AuditEvent, AuditLog
 from hftops.control.backup import backup_config
 from hftops.control.client import SupervisorClient, SupervisorUnavailable
-from hftops.control.daemon import launch
 from hftops.control.pidfiles import SUPERVISOR, PidFiles, PidRecord, is_same_process, signal_process, sweep
 from hftops.control.registry import build_registry
 from hftops.control.runner import StopResult
-from hftops.control.shutdown import ShutdownPlan, ordered_shutdown
-from hftops.control.snapshot import build_snapshot, process_table, save_snapshot
-from hftops.control.status import offline_status
+from hftops.control.shutdown_plan import ShutdownPlan
 from hftops.model.components import API, REDIS
 
 
@@ -36,11 +33,22 @@ def _paths(config: Config) -> DataPaths:
     return DataPaths(config.data_dir).ensure()
 
 
+def cli_logging(config: Config) -> None:
+    """What the CLI itself logs (a stop through PID files) goes to <data>/log/cli.log, never to stdout."""
+    from hftops.logs import configure_logging
+
+    configure_logging(
+        "cli", DataPaths(config.data_dir).log, config.log.level, config.log.max_bytes, config.log.backups
+    )
+
+
 def current_status(config: Config, *, with_ledger: bool = True) -> dict[str, Any]:
     client = SupervisorClient(_paths(config))
     if client.running():
         with contextlib.suppress(SupervisorUnavailable):
             return client.status(with_ledger=with_ledger)
+    from hftops.control.status import offline_status
+
     return offline_status(config, with_ledger=with_ledger)
 
 
@@ -80,6 +88,8 @@ def start_platform(config: Config, operator: str) -> Outcome:
         )
     backup = backup_config(config)
     timeout = config.supervisor.ready_timeout_s * (len(names) + 1) + 10
+    from hftops.control.daemon import launch
+
     result = launch(config, operator, timeout)
     if result.ok:
         return Outcome(
@@ -166,22 +176,14 @@ def stop_platform(config: Config, plan: ShutdownPlan) -> Outcome:
     paths = _paths(config)
     client = SupervisorClient(paths)
     if client.running():
-        body = {
-            "operator": plan.actor,
-            "drain": plan.drain,
-            "timeout_s": plan.timeout_s,
-            "drain_timeout_s": plan.drain_timeout_s,
-        }
-        try:
-            code, report = client.request(
-                "POST", "/local/shutdown", json=body, timeout_s=_stop_budget(config, plan)
-            )
-            if code == 200:
-                _await_supervisor_exit(client, 30.0)
-                return Outcome(report["exit_code"], "", report)
-        except SupervisorUnavailable:
-            pass
+        report = client.shutdown(plan, _stop_budget(config, plan))
+        if report is not None:
+            return Outcome(report["exit_code"], "", report)
         _stop_unresponsive_supervisor(paths, config)
+    from hftops.control.shutdown import ordered_shutdown
+    from hftops.control.snapshot import process_table
+
+    cli_logging(config)
     registry = build_registry(config)
     pidfiles = PidFiles(paths.run)
     units = [PidUnit(s.name, pidfiles) for s in registry if s.is_process]
@@ -200,12 +202,6 @@ def _stop_budget(config: Config, plan: ShutdownPlan) -> float:
     steps = build_registry(config).names()
     per_step = sum(plan.timeout_s or config.component(n).stop_timeout_s for n in steps)
     return per_step + (plan.drain_timeout_s if plan.drain else 0.0) + 60.0
-
-
-def _await_supervisor_exit(client: SupervisorClient, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while client.running() and time.monotonic() < deadline:
-        time.sleep(0.05)
 
 
 def _stop_unresponsive_supervisor(paths: DataPaths, config: Config) -> None:
@@ -267,6 +263,8 @@ def emergency_stop(config: Config, operator: str, reason: str = "manual_operator
 
 
 def snapshot(config: Config, operator: str, reason: str = "manual") -> Outcome:
+    from hftops.control.snapshot import build_snapshot, process_table, save_snapshot
+
     paths = _paths(config)
     status = current_status(config)
     pids: dict[str, int | None] = {n: c["pid"] for n, c in status["components"].items() if c.get("pid")}

@@ -8,11 +8,11 @@ from typing import Any
 
 from hftops.config.paths import DataPaths
 from hftops.config.schema import Config
-from hftops.control import dataflow
+from hftops.control import dataflow, verdicts
 from hftops.control.audit import AuditLog
 from hftops.control.backup import backup_matches
 from hftops.control.operations import Outcome, current_status, snapshot, stop_platform
-from hftops.control.shutdown import ShutdownPlan
+from hftops.control.shutdown_plan import ShutdownPlan
 from hftops.control.snapshot import compare_tables, load_snapshot
 
 
@@ -63,7 +63,7 @@ def pre_reboot(
         )
         forced = report.get("forced") or []
         checks.add("ok" if not forced else "FAIL", "no forced kills", f"killed: {forced}" if forced else "")
-        verdict = dataflow.ledger_verdict(report.get("ledger_after") or {})
+        verdict = verdicts.ledger_verdict(report.get("ledger_after") or {})
         ledger = report.get("ledger_after") or {}
         checks.add(
             {"balanced": "ok", "unknown": "warn"}.get(verdict, "FAIL"),

@@ -8,10 +8,10 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from hftops.control import dataflow
 from hftops.control.autonomy_render import autonomy_renderables
 from hftops.control.engine_render import engine_renderables
 from hftops.control.session_view import session_renderables
+from hftops.control.verdicts import ledger_verdict
 
 _STATE_STYLE = {
     "running": "green",
@@ -107,7 +107,7 @@ def status_view(status: dict[str, Any]) -> RenderableType:
     )
     ledger = status.get("ledger") or {}
     if ledger.get("available"):
-        verdict = dataflow.ledger_verdict(ledger)
+        verdict = ledger_verdict(ledger)
         parts.append(
             Text(
                 f"ledger: {ledger.get('summary') or verdict}",
@@ -117,43 +117,3 @@ def status_view(status: dict[str, Any]) -> RenderableType:
     elif ledger:
         parts.append(Text(f"ledger: unavailable ({ledger.get('reason')})", "dim"))
     return Group(*parts)
-
-
-
-def report_lines(report: dict[str, Any]) -> list[str]:
-    lines = []
-    if report.get("before"):
-        lines.append("before: " + dataflow.counts_line(report["before"]))
-    for step in report.get("steps", []):
-        if not step.get("was_running"):
-            continue
-        how = "FORCED (SIGKILL after timeout)" if step["forced"] else f"exit {step.get('exit_code')}"
-        lines.append(
-            f"  stopped {step['component']:<10} pid {step['pid']:<8} in {step['duration_s']:.2f}s  {how}"
-        )
-    drained = report.get("drained")
-    if drained is not None:
-        lines.append(
-            f"drain: {'complete' if drained.get('drained') else 'INCOMPLETE'} "
-            f"after {drained.get('waited_s', 0)}s {drained.get('remaining') or drained.get('reason') or ''}"
-        )
-    if report.get("after"):
-        lines.append("after:  " + dataflow.counts_line(report["after"]))
-    ledger = report.get("ledger_after") or {}
-    if ledger:
-        verdict = dataflow.ledger_verdict(ledger)
-        detail = ledger.get("summary") or ledger.get("reason") or ""
-        lines.append(
-            f"ledger: {verdict}" + (f" ({detail})" if detail and detail != f"ledger {verdict}" else "")
-        )
-    if report.get("snapshot"):
-        lines.append(f"snapshot: {report['snapshot']}")
-    code = report.get("exit_code", 0)
-    verdicts = {
-        0: "clean and balanced" if dataflow.ledger_verdict(ledger) == "balanced" else "clean",
-        3: f"components had to be killed: {report.get('forced')}",
-        4: "the ledger does NOT balance",
-        5: "the streams were not drained",
-    }
-    lines.append(f"stop: {verdicts.get(code, code)} (exit {code}, {report.get('duration_s', 0)}s)")
-    return lines

@@ -15,8 +15,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from hftops.config.paths import DataPaths
 from hftops.config.schema import Config
 from hftops.control.notify import NotifySocket
@@ -229,6 +227,8 @@ class ProcessRunner:
         if self.spec.readiness is Readiness.NOTIFY:
             await self._ready.wait()
             return
+        import redis.asyncio as aioredis  # here: the CLI reads StopResult without needing a Redis client
+
         client = aioredis.Redis(
             host=self.config.redis.host,
             port=self.config.redis.port,
@@ -250,6 +250,8 @@ class ProcessRunner:
 
     async def _redis_heartbeat(self) -> None:
         """Valkey sends no WATCHDOG=1; an answered PING (even 'loading') is its heartbeat."""
+        import redis.asyncio as aioredis
+
         client = aioredis.Redis(
             host=self.config.redis.host,
             port=self.config.redis.port,

@@ -17,9 +17,10 @@ import structlog
 
 from hftops.config.paths import DataPaths
 from hftops.config.schema import Config
-from hftops.control import dataflow
+from hftops.control import dataflow, verdicts
 from hftops.control.audit import AuditEvent, AuditLog, component_stop_event
 from hftops.control.runner import StopResult
+from hftops.control.shutdown_plan import ShutdownPlan
 from hftops.control.snapshot import build_snapshot, save_snapshot
 from hftops.model.components import COLLECTOR, ENGINE, RECORDER, REDIS, VENUE
 from hftops.model.streams import collector_cursor_key
@@ -41,15 +42,6 @@ class Stoppable(Protocol):
     async def stop(self, timeout_s: float, *, controlled: bool = True) -> StopResult: ...
 
 
-@dataclass(frozen=True)
-class ShutdownPlan:
-    actor: str
-    drain: bool = False
-    timeout_s: float | None = None  # per step; None: supervisor.components.<name>.stop_timeout_s
-    drain_timeout_s: float = 120.0
-    reason: str = "stop"
-
-
 @dataclass
 class ShutdownReport:
     plan: ShutdownPlan
@@ -68,7 +60,7 @@ class ShutdownReport:
 
     @property
     def exit_code(self) -> int:
-        if dataflow.ledger_verdict(self.ledger_after) == "unbalanced":
+        if verdicts.ledger_verdict(self.ledger_after) == "unbalanced":
             return EXIT_UNBALANCED
         if self.forced:
             return EXIT_FORCED_KILL
@@ -160,22 +152,25 @@ async def ordered_shutdown(
     alive = {u.name for u in units if u.alive}
     redis_up = REDIS in alive or config.redis.url is not None
     processes = process_facts()
+    # The counts before (only counts: the ledger is checked once, after the stop) are read while the
+    # simulated venue pauses and the collector catches up: neither stops a component, and together they
+    # take what the slower of the two takes. SHUTDOWN_START is still written before any component stops.
+    before = None
     if redis_up:
-        # Counts only: the ledger is checked once, after the stop, to keep the stop itself fast.
-        report.before = await asyncio.to_thread(dataflow.collect, config, direct=False)
-    report.timings["before_s"] = round(time.monotonic() - t0, 3)
+        before = asyncio.create_task(_timed(report, "before_s", dataflow.collect, config, direct=False))
+    if VENUE in alive:
+        quiesce = await _timed(
+            report, "quiesce_s", quiesce_venue, config, COLLECTOR in alive, _timeout(config, plan, COLLECTOR)
+        )
+        log.info("venue quiesced", **quiesce)
+    if before is not None:
+        report.before = await before
     audit.append(
         AuditEvent.SHUTDOWN_START,
         actor=plan.actor,
         args={"drain": plan.drain, "timeout_s": plan.timeout_s, "reason": plan.reason},
         result={"running": sorted(alive), "counts": _brief(report.before)},
     )
-    if VENUE in alive:
-        quiesce = await asyncio.to_thread(
-            quiesce_venue, config, COLLECTOR in alive, _timeout(config, plan, COLLECTOR)
-        )
-        log.info("venue quiesced", **quiesce)
-    report.timings["quiesce_s"] = round(time.monotonic() - t0 - report.timings["before_s"], 3)
 
     order = list(reversed(units))
     if plan.drain:
@@ -207,7 +202,7 @@ async def ordered_shutdown(
         result={
             "exit_code": report.exit_code,
             "forced": report.forced,
-            "ledger": dataflow.ledger_verdict(report.ledger_after),
+            "ledger": verdicts.ledger_verdict(report.ledger_after),
             "drained": report.drained,
             "duration_s": report.duration_s,
             "counts": _brief(report.after),
@@ -225,6 +220,15 @@ async def ordered_shutdown(
         AuditEvent.STATE_SNAPSHOT, actor=plan.actor, args={"reason": plan.reason}, result={"path": str(path)}
     )
     return report
+
+
+async def _timed(report: ShutdownReport, key: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """`fn` in a thread; its duration goes to report.timings[key]."""
+    t0 = time.monotonic()
+    try:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+    finally:
+        report.timings[key] = round(time.monotonic() - t0, 3)
 
 
 async def _measure_after(config: Config, report: ShutdownReport) -> None:

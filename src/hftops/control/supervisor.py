@@ -21,7 +21,8 @@ from hftops.control.pidfiles import PidFiles
 from hftops.control.procinfo import available_cpus, process_facts
 from hftops.control.registry import Registry
 from hftops.control.runner import RunState, StartFailed, StopResult
-from hftops.control.shutdown import ShutdownPlan, ShutdownReport, ordered_shutdown
+from hftops.control.shutdown import ShutdownReport, ordered_shutdown
+from hftops.control.shutdown_plan import ShutdownPlan
 from hftops.control.status import assemble
 from hftops.model.components import API, COMPONENT_NAMES, REDIS
 

@@ -14,6 +14,7 @@ from hftops.config.paths import DataPaths
 from hftops.engine.loader import StrategyLoadError
 from hftops.engine.service import build_engine
 from hftops.execution import CredentialsError
+from hftops.lifecycle import exit_now
 from hftops.logs import configure_logging
 
 COMPONENT = "engine"
@@ -48,4 +49,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

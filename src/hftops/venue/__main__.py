@@ -9,6 +9,7 @@ import uvloop
 from hftops.config import load_config
 from hftops.config.loader import ConfigError
 from hftops.config.paths import DataPaths
+from hftops.lifecycle import exit_now
 from hftops.logs import configure_logging
 from hftops.venue.app import build_venue
 from hftops.venue.ground_truth import GroundTruthError
@@ -42,4 +43,4 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(uvloop.run(main()))
+    exit_now(uvloop.run(main()))

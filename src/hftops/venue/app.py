@@ -11,7 +11,7 @@ import contextlib
 import signal
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ from websockets.http11 import Request, Response
 
 from hftops.config import Config
 from hftops.config.paths import DataPaths
+from hftops.embedded_http import EmbeddedServer
 from hftops.lifecycle import notify_ready, notify_status, notify_stopping, notify_watchdog
 from hftops.venue.faults import FaultBook, FaultName, FaultRequest
 from hftops.venue.ground_truth import GroundTruth
@@ -204,7 +205,7 @@ class Venue:
             close_timeout=1,
         )
         rest_socket = socket.create_server((sim.host, sim.rest_port), backlog=256)
-        rest_server = _EmbeddedServer(
+        rest_server = EmbeddedServer(
             uvicorn.Config(
                 build_rest_app(self),
                 log_config=None,
@@ -259,7 +260,7 @@ class Venue:
     async def _shutdown(
         self,
         ws_server: Server,
-        rest_server: uvicorn.Server,
+        rest_server: EmbeddedServer,
         tasks: list[asyncio.Task[Any]],
         stop_task: asyncio.Task[Any],
     ) -> None:
@@ -267,7 +268,7 @@ class Venue:
             task.cancel()
         stop_task.cancel()
         ws_server.close()  # close frames (1001) to every client
-        rest_server.should_exit = True
+        rest_server.request_exit()
         try:
             await asyncio.wait_for(asyncio.shield(ws_server.wait_closed()), SHUTDOWN_GRACE_S)
         except TimeoutError:
@@ -282,14 +283,6 @@ class Venue:
         if self.trading is not None:
             self.trading.close()
         log.info("venue.stopped", published={s: self.market.published(s) for s in self.specs})
-
-
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn inside the venue's loop: the venue, not uvicorn, owns SIGTERM/SIGINT."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 def build_venue(

@@ -11,7 +11,7 @@ import psutil
 
 from hftops.control.latch import latch_path, restarts_blocked
 from hftops.control.runner import RunState
-from hftops.control.shutdown import ShutdownPlan
+from hftops.control.shutdown_plan import ShutdownPlan
 from tests.integration.control.conftest import Sleeps, events, make_config
 from tests.integration.control.fakes import fake_env
 from tests.support.waiting import async_wait_for

@@ -1,7 +1,6 @@
 """`python -m hftops.pipeline.collector`: the market-data collector process."""
 
-import sys
-
+from hftops.lifecycle import exit_now
 from hftops.pipeline.collector.app import main
 
-sys.exit(main())
+exit_now(main())

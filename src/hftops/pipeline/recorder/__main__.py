@@ -8,6 +8,7 @@ import uvloop
 
 from hftops.config.loader import ConfigError, load_config
 from hftops.config.paths import DataPaths
+from hftops.lifecycle import exit_now
 from hftops.logs import configure_logging
 from hftops.model.components import RECORDER
 
@@ -32,4 +33,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -5,9 +5,7 @@ GET /healthz, POST /query (read-only), GET /wal, GET /stats, GET /metrics, POST 
 
 from __future__ import annotations
 
-import contextlib
 import socket
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -15,6 +13,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
+from hftops.embedded_http import EmbeddedServer
 from hftops.store.errors import DatabaseUnavailable, QueryError, StoreError
 
 if TYPE_CHECKING:
@@ -89,14 +88,6 @@ def create_app(recorder: Recorder) -> FastAPI:
         return _json({"marked": stored})
 
     return app
-
-
-class EmbeddedServer(uvicorn.Server):
-    """uvicorn inside a process that owns its signals: the recorder decides when to stop serving."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 def bind_socket(host: str, port: int) -> socket.socket:

@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 from hftops.bus.client import async_client
 from hftops.config.paths import DataPaths
 from hftops.config.schema import Config
+from hftops.embedded_http import EmbeddedServer
 from hftops.lifecycle import ComponentState, notify_ready, notify_stopping
 from hftops.model.components import RECORDER
 from hftops.model.streams import DLQ_STREAM, md_streams
@@ -35,7 +36,7 @@ from hftops.pipeline.recorder.event_streams import event_streams
 from hftops.pipeline.recorder.flags import RunFlags
 from hftops.pipeline.recorder.guard import DiskGuard
 from hftops.pipeline.recorder.housekeeping import Housekeeper, watchdog
-from hftops.pipeline.recorder.http import EmbeddedServer, bind_socket, create_app, make_server
+from hftops.pipeline.recorder.http import bind_socket, create_app, make_server
 from hftops.pipeline.recorder.idset import IdRegistry
 from hftops.pipeline.recorder.metrics import RecorderMetrics
 from hftops.pipeline.recorder.reading import EntryReader
@@ -266,7 +267,7 @@ class Recorder:
 
     async def _close(self) -> None:
         if self._server is not None:
-            self._server.should_exit = True
+            self._server.request_exit()
         for name, task in self._tasks.items():
             if name != "http" and not task.done():
                 task.cancel()
