@@ -145,9 +145,24 @@ def group_totals(streams: dict[str, Any], group: str) -> dict[str, int]:
     return {"stream_entries": length, "pending": pending, "lag": lag}
 
 
+_local_http: httpx.Client | None = None
+_local_http_lock = threading.Lock()
+
+
+def local_http() -> httpx.Client:
+    """One HTTP client for the supervisor's calls to the recorder and the venue. A new httpx client loads
+    the CA bundle (15-30 ms, more under load), and a stop makes a dozen such calls; no keep-alive, so a
+    restarted component never meets a stale pooled connection."""
+    global _local_http
+    with _local_http_lock:
+        if _local_http is None:
+            _local_http = httpx.Client(timeout=5.0, limits=httpx.Limits(max_keepalive_connections=0))
+        return _local_http
+
+
 def _recorder_get(config: Config, path: str) -> dict[str, Any] | None:
     try:
-        response = httpx.get(f"{config.recorder_query_url}{path}", timeout=_HTTP_TIMEOUT_S)
+        response = local_http().get(f"{config.recorder_query_url}{path}", timeout=_HTTP_TIMEOUT_S)
         if response.status_code == 200:
             body: dict[str, Any] = response.json()
             return body
@@ -179,7 +194,7 @@ def wal_info(config: Config) -> dict[str, Any]:
 def recorder_query(config: Config, sql: str) -> dict[str, Any]:
     """The recorder's read-only `POST /query` only: never opens the embedded store in this process."""
     try:
-        response = httpx.post(f"{config.recorder_query_url}/query", json={"sql": sql}, timeout=5.0)
+        response = local_http().post(f"{config.recorder_query_url}/query", json={"sql": sql}, timeout=5.0)
     except httpx.HTTPError as exc:
         raise RuntimeError(f"recorder not reachable at {config.recorder_query_url} ({exc})") from exc
     if response.status_code != 200:
@@ -258,7 +273,7 @@ def ledger(config: Config, *, direct: bool = True, query: QueryFn | None = None)
             result = compute_ledger(config)
         else:
             chosen = query or (lambda sql: recorder_query(config, sql))
-            with LiveSources(config, query=chosen) as sources:
+            with LiveSources(config, query=chosen, http=local_http()) as sources:
                 result = compute_ledger(config, sources)
     except Exception as exc:  # LedgerUnavailable and the sources' errors say what is down
         return {"available": False, "reason": str(exc)}

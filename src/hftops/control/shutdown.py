@@ -100,8 +100,9 @@ def quiesce_venue(config: Config, collector_running: bool, timeout_s: float) -> 
         return {"paused": False, "reason": "real venue"}
     base = config.rest_base_url
     try:
-        httpx.post(f"{base}/admin/publishing", json={"paused": True}, timeout=2.0).raise_for_status()
-        truth = httpx.get(f"{base}/admin/ground-truth", timeout=2.0).json()
+        http = dataflow.local_http()
+        http.post(f"{base}/admin/publishing", json={"paused": True}, timeout=2.0).raise_for_status()
+        truth = http.get(f"{base}/admin/ground-truth", timeout=2.0).json()
     except (httpx.HTTPError, ValueError) as exc:
         return {"paused": False, "reason": f"venue admin not reachable: {exc}"}
     wanted = {s: int(t.get("last_id") or 0) for s, t in (truth.get("symbols") or {}).items()}
