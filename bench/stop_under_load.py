@@ -65,7 +65,8 @@ def main() -> None:
               f"{r['stop_exit']:>4} {'yes' if r['balanced'] else 'NO':>8}")
         print(f"      phases: {r['timings']}  steps: {r['steps']}")
     print("budgets: stop under 20,000 msg/s <= 2 s with zero loss; start to ready <= 5 s (warm)")
-    print("stop wall time is `time trading stop`: the CLI's own Python start-up under the load, the ordered stop and the final ledger check")
+    print("stop wall time is `time trading stop`: the CLI's own Python start-up under the load, the ordered stop "
+          "and the final ledger check")
 
 
 if __name__ == "__main__":
