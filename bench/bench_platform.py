@@ -25,6 +25,21 @@ def _pinning(enabled: bool) -> dict[str, dict[str, list[int]]]:
             "recorder": {"cpu_affinity": [1]}, "venue": {"cpu_affinity": [1]}}
 
 
+def _components(environ: dict[str, str] | os._Environ[str]) -> dict[str, dict[str, Any]]:
+    """Per-component settings from HFT_BENCH_ENGINE, HFT_BENCH_PIN, HFT_BENCH_NICE ("recorder=10,venue=5") and
+    HFT_BENCH_CPUS ("collector=0,recorder=1,venue=1,redis=0+1")."""
+    components: dict[str, dict[str, Any]] = {"engine": {"enabled": environ.get("HFT_BENCH_ENGINE") == "1"}}
+    for name, settings in _pinning(environ.get("HFT_BENCH_PIN") == "1").items():
+        components.setdefault(name, {}).update(settings)
+    for item in filter(None, environ.get("HFT_BENCH_NICE", "").split(",")):
+        name, _, value = item.partition("=")
+        components.setdefault(name.strip(), {})["nice"] = int(value)
+    for item in filter(None, environ.get("HFT_BENCH_CPUS", "").split(",")):  # "collector=0,recorder=1"
+        name, _, cores = item.partition("=")
+        components.setdefault(name.strip(), {})["cpu_affinity"] = [int(c) for c in cores.split("+")]
+    return components
+
+
 class BenchPlatform:
     def __init__(self, root: Path, symbols: int) -> None:
         self.root = root
@@ -37,8 +52,7 @@ class BenchPlatform:
             "recorder": {"query_port": free_port()},
             "api": {"port": free_port()},
             # The capture budgets are for the capture path; HFT_BENCH_ENGINE=1 adds the trading engine's load.
-            "supervisor": {"components": {"engine": {"enabled": os.environ.get("HFT_BENCH_ENGINE") == "1"},
-                                          **_pinning(os.environ.get("HFT_BENCH_PIN") == "1")}},
+            "supervisor": {"components": _components(os.environ)},
         }
         self.config_path = root / "bench.yaml"
         self.config_path.write_text(yaml.safe_dump(self.tree))

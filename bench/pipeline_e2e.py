@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_platform import BenchPlatform as Platform  # noqa: E402
+from hftops.pipeline.collector.stats import histogram_quantile  # noqa: E402
 
 
 def ceiling_and_baselines(url: str) -> dict[str, float]:
@@ -64,6 +65,14 @@ def ceiling_and_baselines(url: str) -> dict[str, float]:
     return {"ceiling_xadd_pipelined": ceiling, "naive_xadd_per_message": naive, "naive_ack_on_parse": ack_on_parse}
 
 
+def _hop_histogram(client: redis.Redis) -> dict[str, Any]:
+    """The collector's cumulative hop histogram (published every second; read twice, the difference is the
+    measured window's): a p99 over every flushed batch of the run, not one second's."""
+    stats = json.loads(client.hget("ops:stats", "collector") or b"{}")
+    hist: dict[str, Any] = stats.get("hop_histogram") or {"le_ms": [], "counts": []}
+    return hist
+
+
 def sample_processes(pids: dict[str, int]) -> dict[str, psutil.Process]:
     procs = {}
     for name, pid in pids.items():
@@ -82,10 +91,11 @@ def run_rate(platform: Platform, rate: int, duration: float) -> dict[str, Any]:
     time.sleep(2)  # let the new rate settle before the measured window opens
     procs = sample_processes(platform.pids())
     rss_peak = {name: 0 for name in procs}
+    client = redis.Redis.from_url(platform.redis_url)
+    hist_start = _hop_histogram(client)
     start_pub = platform.published()
     window_start_ms = int(time.time() * 1000)
     started = time.monotonic()
-    client = redis.Redis.from_url(platform.redis_url)
     max_backlog = 0
     while time.monotonic() - started < duration:
         time.sleep(1)
@@ -103,7 +113,10 @@ def run_rate(platform: Platform, rate: int, duration: float) -> dict[str, Any]:
             cpu[name] = float("nan")
     end_pub = platform.published()
     window_end_ms = int(time.time() * 1000)
-    hop = json.loads(client.hget("ops:stats", "collector") or b"{}").get("hop_ms", {})
+    hist_end = _hop_histogram(client)
+    hop_counts = [e - b for e, b in zip(hist_end["counts"], hist_start["counts"], strict=True)]
+    hop_p50 = histogram_quantile(0.5, hist_end["le_ms"], hop_counts)
+    hop_p99 = histogram_quantile(0.99, hist_end["le_ms"], hop_counts)
     httpx.post(f"{platform.rest}/admin/publishing", json={"paused": True}, timeout=10).raise_for_status()
     drain_started = time.monotonic()
     verify = platform.trading("verify", "--json", "--wait", "120", timeout=200)
@@ -127,7 +140,9 @@ def run_rate(platform: Platform, rate: int, duration: float) -> dict[str, Any]:
         "max_backlog_entries": max_backlog,
         "lat_p50_ms": float(latency[0]),
         "lat_p99_ms": float(latency[1]),
-        "hop_p99_ms": hop.get("p99"),
+        "hop_p50_ms": hop_p50,
+        "hop_p99_ms": hop_p99,
+        "hop_samples": sum(hop_counts),
         "cpu": cpu,
         "rss_mb": {k: v / 2**20 for k, v in rss_peak.items()},
     }
@@ -143,10 +158,12 @@ def print_table(baselines: dict[str, float], results: list[dict[str, Any]]) -> N
     print(header)
     for r in results:
         procs = "  ".join(f"{k}={r['cpu'].get(k, 0):.2f}/{r['rss_mb'].get(k, 0):.0f}" for k in r["cpu"])
-        hop = f"{r['hop_p99_ms']:.2f}" if isinstance(r["hop_p99_ms"], (int, float)) else "n/a"
+        hop = f"<={r['hop_p99_ms']:g}" if isinstance(r["hop_p99_ms"], (int, float)) else "n/a"
         print(f"{r['rate']:>9,} {r['carried']:>10,.0f} {'yes' if r['balanced'] else 'NO':>9} {r['drain_s']:>8.1f} "
               f"{r['lat_p50_ms']:>8.0f} {r['lat_p99_ms']:>8.0f} {hop:>8}  {procs}")
     print("\nbudgets: >= 50,000 msg/s for 60 s with zero loss; e2e p99 <= 300 ms at 20,000 msg/s; hop p99 <= 5 ms")
+    print("hop p99: the collector's cumulative histogram over the measured window (every flushed batch), given "
+          "as the upper bound of the bucket holding it")
 
 
 def main() -> None:

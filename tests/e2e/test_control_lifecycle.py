@@ -4,6 +4,7 @@ fake venue/collector/recorder processes (the real ones are exercised in test_con
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -20,7 +21,7 @@ def _events(platform) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 def test_start_status_double_start_stop(tmp_path: Path) -> None:
-    overrides = {"supervisor": {"components": {"collector": {"cpu_affinity": [0]}}}}
+    overrides = {"supervisor": {"components": {"collector": {"cpu_affinity": [0]}, "recorder": {"nice": 5}}}}
     with managed_platform(tmp_path, overrides) as (platform, env):
         t0 = time.monotonic()
         started = trading(platform, "start", env=env, timeout=60)
@@ -47,6 +48,11 @@ def test_start_status_double_start_stop(tmp_path: Path) -> None:
             assert {"state", "pid", "uptime_s", "rss_bytes", "cpu_affinity", "restarts"} <= comps[name].keys()
             assert psutil.pid_exists(comps[name]["pid"])
         assert comps["collector"]["cpu_affinity"] == [0]
+        assert psutil.Process(comps["recorder"]["pid"]).nice() == 5  # and every thread it started inherits it
+        assert {t.id for t in psutil.Process(comps["recorder"]["pid"]).threads()} and all(
+            os.getpriority(os.PRIO_PROCESS, t.id) == 5 for t in psutil.Process(comps["recorder"]["pid"]).threads()
+        )
+        assert psutil.Process(comps["collector"]["pid"]).nice() == 0
         assert comps["engine"]["state"] == "disabled"
         assert status["redis"]["reachable"]
 

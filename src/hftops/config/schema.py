@@ -150,6 +150,10 @@ class ApiConfig(Section):
 class ComponentConfig(Section):
     enabled: bool = Field(True, description="start this component")
     cpu_affinity: tuple[int, ...] = Field((), description="CPU cores to pin the process to; empty: any")
+    nice: int = Field(
+        0, ge=-20, le=19, description="scheduling niceness (higher yields the CPU to the others; below 0 needs "
+        "CAP_SYS_NICE)"
+    )
     stop_timeout_s: float = Field(10.0, gt=0, description="SIGTERM to SIGKILL grace period")
 
 

@@ -177,7 +177,7 @@ class ProcessRunner:
         self.started_at = self.clock()
         self._exit_task = asyncio.create_task(self._watch_exit(self._proc), name=f"exit-{self.name}")
         try:
-            self._apply_affinity(self._proc.pid)
+            self._apply_scheduling(self._proc.pid)
             self.pidfiles.write(self.name, self._proc.pid, supervisor_pid=os.getpid())
             await self._await_ready(ready_timeout_s)
         except (StartFailed, ProcessLookupError, OSError) as exc:
@@ -192,8 +192,20 @@ class ProcessRunner:
         if self.spec.readiness is Readiness.REDIS_PING:
             self._heartbeat_task = asyncio.create_task(self._redis_heartbeat(), name="redis-heartbeat")
 
-    def _apply_affinity(self, pid: int) -> None:
-        cpus = self.config.component(self.name).cpu_affinity
+    def _apply_scheduling(self, pid: int) -> None:
+        """CPU affinity and niceness, right after the spawn: the child has no thread yet, and every thread
+        it starts inherits both."""
+        component = self.config.component(self.name)
+        if component.nice:
+            try:
+                os.setpriority(os.PRIO_PROCESS, pid, component.nice)
+            except OSError as exc:
+                raise StartFailed(
+                    self.name,
+                    f"supervisor.components.{self.name}.nice {component.nice} cannot be applied: {exc.strerror}"
+                    + (" (a negative niceness needs CAP_SYS_NICE)" if component.nice < 0 else ""),
+                ) from exc
+        cpus = component.cpu_affinity
         if cpus:
             try:
                 os.sched_setaffinity(pid, set(cpus))

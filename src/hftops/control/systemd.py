@@ -95,6 +95,8 @@ def _unit(
     ]
     if comp.cpu_affinity:
         service.append("CPUAffinity=" + " ".join(str(c) for c in comp.cpu_affinity))
+    if comp.nice:
+        service.append(f"Nice={comp.nice}")
     if not user:
         service.append(f"User={getpass.getuser()}")
     install = ["", "[Install]", f"WantedBy={TARGET}"]
@@ -165,6 +167,7 @@ _ALLOWED: dict[str, set[str]] = {
         "KillSignal",
         "SendSIGKILL",
         "CPUAffinity",
+        "Nice",
         "User",
     },
     "Install": {"WantedBy"},
@@ -231,4 +234,7 @@ def check_unit(name: str, text: str, known_units: set[str]) -> list[str]:
         affinity = values.get("Service.CPUAffinity")
         if affinity is not None and not all(p.isdigit() for p in affinity.split()):
             problems.append(f"{name}: CPUAffinity {affinity!r} is not a list of CPU numbers")
+        nice = values.get("Service.Nice")
+        if nice is not None and not (nice.lstrip("-").isdigit() and -20 <= int(nice) <= 19):
+            problems.append(f"{name}: Nice {nice!r} is not a niceness from -20 to 19")
     return problems

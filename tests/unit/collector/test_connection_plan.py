@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from hftops.pipeline.collector.connection import ReconnectBackoff, plan_stream_sets
-from hftops.pipeline.collector.stats import FlapDetector, LatencyWindow
+from hftops.pipeline.collector.stats import FlapDetector, LatencyWindow, histogram_quantile
 
 
 def test_small_sets_use_one_connection_with_the_binance_url() -> None:
@@ -56,3 +56,25 @@ def test_latency_window_percentiles_in_ms_and_reset() -> None:
     assert window.summary(reset=False) == {"p50": 50.0, "p99": 99.0, "max": 100.0, "samples": 100}
     window.summary()
     assert window.summary()["samples"] == 0
+
+
+def test_latency_histogram_is_cumulative_and_survives_the_window_reset() -> None:
+    window = LatencyWindow()
+    for ms in (0.2, 0.5, 0.51, 4.9, 5.0, 5.01, 2_000):  # bounds are inclusive ("le")
+        window.record(int(ms * 1_000_000))
+    window.summary()  # the one-second window resets; the histogram does not
+    hist = window.cumulative()
+    counts = dict(zip(hist["le_ms"], hist["counts"], strict=True))  # type: ignore[call-overload]
+    assert counts[0.5] == 2 and counts[1] == 1 and counts[5] == 2 and counts[6] == 1 and counts[None] == 1
+    assert sum(hist["counts"]) == 7  # type: ignore[arg-type]
+
+
+def test_histogram_quantile_takes_the_bucket_bound_and_differences_of_readings() -> None:
+    le = [1.0, 5.0, 10.0, None]
+    assert histogram_quantile(0.99, le, [0, 0, 0, 0]) is None
+    assert histogram_quantile(0.5, le, [60, 30, 10, 0]) == 1.0
+    assert histogram_quantile(0.99, le, [60, 30, 10, 0]) == 10.0
+    assert histogram_quantile(0.9, le, [60, 30, 10, 0]) == 5.0
+    assert histogram_quantile(0.99, le, [0, 0, 0, 5]) is None  # beyond the last finite bound
+    before, after = [50, 10, 0, 0], [150, 10, 0, 0]
+    assert histogram_quantile(0.99, le, [a - b for a, b in zip(after, before, strict=True)]) == 1.0

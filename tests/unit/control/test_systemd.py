@@ -12,7 +12,7 @@ def _config(tmp_path: Path) -> Config:
     return Config.model_validate(
         {
             "data_dir": str(tmp_path / "var"),
-            "supervisor": {"components": {"collector": {"cpu_affinity": [0], "stop_timeout_s": 7.5}}},
+            "supervisor": {"components": {"collector": {"cpu_affinity": [0], "stop_timeout_s": 7.5, "nice": 3}}},
         }
     )
 
@@ -45,6 +45,7 @@ def test_one_unit_per_process_component_plus_a_target(tmp_path: Path) -> None:
     assert collector["Service.WatchdogSec"] == "15"
     assert collector["Service.TimeoutStopSec"] == "8"
     assert collector["Service.CPUAffinity"] == "0"
+    assert collector["Service.Nice"] == "3"
     assert collector["Unit.After"] == "hftops-redis.service hftops-venue.service"
     assert collector["Unit.Requires"] == "hftops-redis.service"
     assert "HFT_CONFIG=" in collector["Service.Environment"] or any(

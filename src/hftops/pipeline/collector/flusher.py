@@ -57,6 +57,7 @@ class Flusher:
         self.writer = writer
         self.totals = totals
         self.latency = latency
+        self.write_latency = LatencyWindow()  # one transaction, sent to acknowledged (part of every hop)
         self.clock = clock
         self._mono_ns = clock.mono_ns
         self.log = log
@@ -127,6 +128,7 @@ class Flusher:
         cursors = self._cursors(chunks, dirty)
         if not (chunks or letters or cursors):
             return
+        started_ns = self._mono_ns()
         try:
             await self.writer.write(chunks, letters, cursors)
         except BaseException as exc:  # cancelled or failed: nothing may be lost from memory either way
@@ -137,6 +139,7 @@ class Flusher:
                 self._failed(exc)
                 return
             raise
+        self.write_latency.record(self._mono_ns() - started_ns)
         self._acknowledged(chunks, cursors)
 
     def _acknowledged(self, chunks: Sequence[Chunk], cursors: dict[str, int]) -> None:

@@ -367,6 +367,8 @@ class Collector:
             "streams_over_cap": self.over_cap,
             "flapping": flapping,
             "hop_ms": self.latency.summary(reset=reset_latency),
+            "hop_histogram": self.latency.cumulative(),
+            "write_ms": self.flusher.write_latency.summary(reset=reset_latency),
             "absent_ids": self.backfiller.absent_ids,
             "totals": self.totals.as_dict(),
             "symbols": symbols,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import Counter, deque
 from dataclasses import dataclass, field
@@ -40,14 +41,24 @@ class Totals:
         }
 
 
+# Upper bounds (ms) of the cumulative hop histogram: fine around the 5 ms budget, coarse beyond.
+HOP_BUCKETS_MS: tuple[float, ...] = (0.5, 1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5, 5, 6, 8, 10, 15, 20, 30, 50, 100, 250,
+                                     500, 1000, math.inf)
+
+
 class LatencyWindow:
-    """Hop latencies (ns) since the last `summary()`; bounded so a stall cannot grow it without limit."""
+    """Hop latencies (ns) since the last `summary()` (bounded, so a stall cannot grow it without limit),
+    and a cumulative histogram since start: a p99 over any stretch of time is the difference of two
+    readings, not a figure of whichever one-second window happened to be read."""
 
     def __init__(self, max_samples: int = 100_000) -> None:
         self._samples: deque[int] = deque(maxlen=max_samples)
+        self._bounds_ns = [b * 1e6 for b in HOP_BUCKETS_MS]
+        self.histogram = [0] * len(HOP_BUCKETS_MS)
 
     def record(self, latency_ns: int) -> None:
         self._samples.append(latency_ns)
+        self.histogram[bisect.bisect_left(self._bounds_ns, latency_ns)] += 1
 
     def summary(self, reset: bool = True) -> dict[str, float | int | None]:
         samples = sorted(self._samples)
@@ -65,6 +76,24 @@ class LatencyWindow:
             "max": round(samples[-1] / 1e6, 3),
             "samples": len(samples),
         }
+
+    def cumulative(self) -> dict[str, object]:
+        """{"le_ms": bounds, "counts": per bucket} since start (the last bound is +inf, written null)."""
+        return {"le_ms": [None if math.isinf(b) else b for b in HOP_BUCKETS_MS], "counts": list(self.histogram)}
+
+
+def histogram_quantile(q: float, le_ms: list[float | None], counts: list[int]) -> float | None:
+    """The upper bound (ms) of the bucket holding quantile q of `counts` (None: no samples, or +inf)."""
+    total = sum(counts)
+    if total == 0:
+        return None
+    rank = q * total
+    seen = 0
+    for bound, n in zip(le_ms, counts, strict=True):
+        seen += n
+        if seen >= rank:
+            return bound
+    return None
 
 
 class FlapDetector:
