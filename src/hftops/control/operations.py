@@ -176,9 +176,9 @@ def stop_platform(config: Config, plan: ShutdownPlan) -> Outcome:
     paths = _paths(config)
     client = SupervisorClient(paths)
     if client.running():
-        report = client.shutdown(plan, _stop_budget(config, plan))
-        if report is not None:
-            return Outcome(report["exit_code"], "", report)
+        answered = client.shutdown(plan, _stop_budget(config, plan))
+        if answered is not None:
+            return Outcome(answered["exit_code"], "", answered)
         _stop_unresponsive_supervisor(paths, config)
     from hftops.control.shutdown import ordered_shutdown
     from hftops.control.snapshot import process_table
