@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # the config schema (pydantic) loads inside _load: `trading s
     from rich.console import Console
 
     from hftops.config.schema import Config
+    from hftops.control.shutdown_plan import ShutdownPlan
 
 CONFIG_OPTION = typer.Option(None, "--config", "-c", help="config file (default: $HFT_CONFIG, else defaults)")
 OPERATOR_OPTION = typer.Option(None, "--operator", help="who runs this (audit actor; default: the OS user)")
@@ -165,7 +166,7 @@ def stop(
 _FAST_STOP_WAIT_S = 30.0  # then the full path asks again with the config's whole stop budget
 
 
-def _stop_running_supervisor(plan: Any) -> dict[str, Any] | None:
+def _stop_running_supervisor(plan: ShutdownPlan) -> dict[str, Any] | None:
     """The ordered stop through a running supervisor's control socket, found without validating the
     config (see config/locate.py); None when that is not possible, and the caller takes the full path."""
     from hftops.config.locate import locate_data_dir
