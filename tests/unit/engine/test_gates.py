@@ -152,6 +152,18 @@ def test_max_notional(state: EngineState) -> None:
     assert_reject(gate.check(new(qty="1", price=None), fresh), RejectReason.NO_MARKET_DATA)
 
 
+def test_max_notional_clamp_stays_on_the_orders_own_step(state: EngineState) -> None:
+    """1500 of notional at 130 is 11.538...: the clamp rounds down to the order's own decimals, never up."""
+    gate = MaxNotionalGate({}, SPEC)
+    assert str(gate.check(new(qty="16.55", price="130"), state).qty) == "11.53"
+    assert str(gate.check(new(qty="20", price="130"), state).qty) == "11"
+    assert str(gate.check(new(qty="2E+1", price="130"), state).qty) == "1E+1"  # an order written in tens
+    # at 200 only 7.5 fits: less than one of the order's steps (tens), so it is refused, not rounded up
+    refused = gate.check(new(qty="2E+1", price="200"), state)
+    assert_reject(refused, RejectReason.MAX_NOTIONAL)
+    assert "less than one qty step" in refused.detail
+
+
 def test_price_band(state: EngineState) -> None:
     gate = PriceBandGate({}, SPEC)  # 50 bps around mid 100: [99.5, 100.5]
     assert gate.check(new(price="100.5"), state) is ACCEPTED

@@ -62,6 +62,7 @@ class GateChain:
         if len(set(names)) != len(names):
             raise ValueError(f"gate names must be unique, got {names}")
         self._gates: tuple[Gate, ...] = tuple(gates)
+        self._checks = tuple(g.check for g in gates)  # bound once: no attribute lookup per gate per intent
         self.counters = GateCounters()
 
     @property
@@ -73,11 +74,13 @@ class GateChain:
         counters = self.counters
         counters.evaluated += 1
         verdict = ACCEPTED
-        for gate in self._gates:
-            result = gate.check(intent, state)
+        for check in self._checks:
+            result = check(intent, state)
             if result is ACCEPTED or result.decision is _ACCEPT:
                 continue
-            key = (intent.strategy_id, intent.symbol, result.reason.value if result.reason else "")
+            # RejectReason is a StrEnum: the member keys (and compares, hashes, encodes) as its value string,
+            # and skips the enum `.value` property lookup
+            key = (intent.strategy_id, intent.symbol, result.reason or "")
             if result.decision is GateDecision.REJECT:
                 counters.rejected[key] = counters.rejected.get(key, 0) + 1
                 return None, result
