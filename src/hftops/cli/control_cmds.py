@@ -21,7 +21,6 @@ if TYPE_CHECKING:  # the config schema (pydantic) loads inside _load: `trading s
     from rich.console import Console
 
     from hftops.config.schema import Config
-    from hftops.control.shutdown_plan import ShutdownPlan
 
 CONFIG_OPTION = typer.Option(None, "--config", "-c", help="config file (default: $HFT_CONFIG, else defaults)")
 OPERATOR_OPTION = typer.Option(None, "--operator", help="who runs this (audit actor; default: the OS user)")
@@ -135,50 +134,11 @@ def stop(
 
     Exit 0 clean and balanced; 3 something had to be killed; 4 the ledger does not balance; 5 not drained.
     """
-    from hftops.control.shutdown_plan import ShutdownPlan
+    from hftops.cli.stop_cmd import StopArgs, run_stop
 
-    plan = ShutdownPlan(
-        actor=_operator(operator), drain=drain, timeout_s=timeout, drain_timeout_s=drain_timeout
-    )
-    if config_path is not None:
-        os.environ["HFT_CONFIG"] = str(config_path.resolve())
-    report = _stop_running_supervisor(plan)
-    if report is not None:
-        code, message, data = report["exit_code"], "", report
-    else:  # no supervisor answering (or an unusual config): the full path, PID files included
-        from hftops.control.operations import stop_platform
-
-        outcome = stop_platform(_load(config_path, with_logging=False), plan)
-        code, message, data = outcome.code, outcome.message, outcome.data
-    if as_json:
-        _print_json(data)
-    else:
-        from hftops.control.verdicts import report_lines
-
-        if message:
-            typer.echo(message)
-        if not data.get("nothing_running"):
-            for line in report_lines(data):
-                typer.echo(line)
-    raise typer.Exit(code)
-
-
-_FAST_STOP_WAIT_S = 30.0  # then the full path asks again with the config's whole stop budget
-
-
-def _stop_running_supervisor(plan: ShutdownPlan) -> dict[str, Any] | None:
-    """The ordered stop through a running supervisor's control socket, found without validating the
-    config (see config/locate.py); None when that is not possible, and the caller takes the full path."""
-    from hftops.config.locate import locate_data_dir
-    from hftops.control.client import SupervisorClient
-
-    data_dir = locate_data_dir(os.environ)
-    if data_dir is None:
-        return None
-    client = SupervisorClient(DataPaths(data_dir))
-    if not client.running():
-        return None
-    return client.shutdown(plan, _FAST_STOP_WAIT_S)
+    _operator(operator)  # a bad --operator is refused here with its reason
+    args = StopArgs(drain, as_json, timeout, drain_timeout, operator, config_path)
+    raise typer.Exit(run_stop(args))
 
 
 def restart(

@@ -2,16 +2,18 @@
 
 Only the module of the command being run is imported: `trading stop` under load must not spend half a
 second importing the Redis client, the engine views and every other group first. `trading`, `--help` and
-an unknown command import them all (the full help, typer's own "no such command").
+an unknown command import them all (the full help, typer's own "no such command"). A plain `trading stop`
+does not import typer at all (see cli/stop_cmd.py).
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import typer
+if TYPE_CHECKING:
+    import typer
 
 # command -> the module whose register() attaches it (tests/unit/cli check this against the modules)
 COMMAND_MODULES: dict[str, str] = {
@@ -41,6 +43,8 @@ MODULE_ORDER = ("control_cmds", "data_cmds", "autonomy_cmds", "flatten_cmds", "t
 
 def build_app(modules: tuple[str, ...] = MODULE_ORDER) -> typer.Typer:
     """The root app with the commands of `modules` (all of them by default)."""
+    import typer
+
     app = typer.Typer(
         name="trading",
         help="Operate the hftops platform: start/stop/status, capture checks, verification, drills.",
@@ -71,7 +75,14 @@ def _modules_for(argv: list[str]) -> tuple[str, ...]:
 
 
 def main() -> None:
-    build_app(_modules_for(sys.argv[1:]))()
+    argv = sys.argv[1:]
+    if argv[:1] == ["stop"]:  # typer and pydantic alone would take a quarter of the stop budget under load
+        from hftops.cli.stop_cmd import fast_stop
+
+        code = fast_stop(argv[1:])
+        if code is not None:
+            sys.exit(code)
+    build_app(_modules_for(argv))()
 
 
 def __getattr__(name: str) -> Any:

@@ -12,8 +12,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-import yaml
-
 DEFAULT_DATA_DIR = Path("./var")
 
 
@@ -31,6 +29,8 @@ def locate_data_dir(environ: Mapping[str, str]) -> Path | None:
     config_file = environ.get("HFT_CONFIG")
     raw: object = {}
     if config_file:
+        import yaml  # only when there is a file: `trading stop` with HFT_DATA_DIR alone skips it
+
         try:
             raw = yaml.safe_load(Path(config_file).read_text()) or {}
         except (OSError, yaml.YAMLError):

@@ -16,7 +16,8 @@ from hftops.config.schema import Config
 from hftops.control.audit import AuditLog
 from hftops.control.dataflow import warm_store_reader
 from hftops.control.httpserver import ApiRunner, ServedApp, unix_socket
-from hftops.control.pidfiles import CONTROL_SOCKET, SUPERVISOR, InstanceLock, PidFiles
+from hftops.control.instance_lock import CONTROL_SOCKET, InstanceLock
+from hftops.control.pidfiles import SUPERVISOR, PidFiles
 from hftops.control.registry import build_registry
 from hftops.control.runner import ProcessRunner
 from hftops.control.shutdown import ShutdownReport

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import psutil
 
-from hftops.control.pidfiles import InstanceLock, PidFiles, is_same_process, signal_process, sweep
+from hftops.control.instance_lock import InstanceLock
+from hftops.control.pidfiles import PidFiles, is_same_process, signal_process, sweep
 
 
 def _sleeper() -> subprocess.Popen[bytes]:
