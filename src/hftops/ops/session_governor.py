@@ -56,6 +56,7 @@ class SessionGovernor:
         symbols: Iterable[str] = (),
         default_open: bool = False,
         horizon_days: int = 40,
+        calendar_cache: Path | None = None,
         log: Any = None,
     ) -> None:
         self.clock = clock
@@ -64,7 +65,7 @@ class SessionGovernor:
         self.log = log or structlog.get_logger("ops.sessions").bind(component="sessions")
         self.gate = TrackGate(tracks, default_open=default_open, symbols=symbols, log=self.log)
         self.overrides = SessionOverrides(override_file, tracks, self.log)
-        calendars = CalendarBook()
+        calendars = CalendarBook(calendar_cache)
         self._tracks: dict[str, _Track] = {}
         for track in tracks:
             days = calendars.get(track.calendar)

@@ -18,6 +18,8 @@ from hftops.ops.session_governor import ForceFlatHook, SessionGovernor
 from hftops.ops.session_overrides import OVERRIDE_FILE
 from hftops.ops.track_gate import default_open_from_env
 
+CALENDAR_CACHE_DIR = "calendars"  # under $HFT_DATA_DIR/state: each calendar's sessions per year (a cache)
+
 
 def build_session_governor(
     config: Config,
@@ -27,13 +29,15 @@ def build_session_governor(
     on_force_flat: ForceFlatHook | None,
     log: Any = None,
 ) -> SessionGovernor:
+    state = DataPaths(config.data_dir).state
     return SessionGovernor(
         config.tracks,
         clock,
-        DataPaths(config.data_dir).state / OVERRIDE_FILE,
+        state / OVERRIDE_FILE,
         on_force_flat=on_force_flat,
         symbols=config.venue.symbols,
         default_open=default_open_from_env(environ),
+        calendar_cache=state / CALENDAR_CACHE_DIR,
         log=log,
     )
 
