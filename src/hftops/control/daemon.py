@@ -1,5 +1,9 @@
 """`trading start` without --foreground: launch the supervisor detached and wait until it reports
-READY=1 (every component ready) or fails, over a notify socket of the CLI's own."""
+READY=1 (every component ready) or fails, over a notify socket of the CLI's own.
+
+Light on purpose: the CLI imports this before the supervisor process exists, so every module imported here
+delays the whole start. The supervisor's side of the protocol (NotifyParentHooks) is in control/__main__.py.
+"""
 
 from __future__ import annotations
 
@@ -11,15 +15,13 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hftops.config.paths import DataPaths
-from hftops.config.schema import Config
-from hftops.control.main import SupervisorHooks
 from hftops.control.notify import parse_notify
-from hftops.control.runner import child_env
-from hftops.control.shutdown import ShutdownReport
-from hftops.control.supervisor import Supervisor
-from hftops.lifecycle import sd_notify
+
+if TYPE_CHECKING:
+    from hftops.config.schema import Config
 
 FAILED_FIELD = "X_HFT_FAILED"
 IN_SUPERVISOR = frozenset({"api", "supervisor", "config"})
@@ -34,19 +36,6 @@ class LaunchResult:
     reason: str = ""
 
 
-class NotifyParentHooks(SupervisorHooks):
-    """The detached supervisor tells the `trading start` that launched it how the start went."""
-
-    def ready(self, sup: Supervisor) -> None:
-        sd_notify("READY=1\nSTATUS=every component is ready")
-
-    def failed(self, component: str, reason: str) -> None:
-        sd_notify(f"STATUS={reason}\n{FAILED_FIELD}={component}")
-
-    def stopped(self, report: ShutdownReport | None) -> None:
-        sd_notify("STOPPING=1")
-
-
 def launch(config: Config, operator: str, timeout_s: float) -> LaunchResult:
     paths = DataPaths(config.data_dir).ensure()
     sock_path = paths.run / f"start-{os.getpid()}.sock"
@@ -55,6 +44,8 @@ def launch(config: Config, operator: str, timeout_s: float) -> LaunchResult:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
     sock.bind(str(sock_path))
     try:
+        from hftops.control.runner import child_env
+
         env = child_env(config, str(sock_path))
         with open(paths.log / "supervisor.out", "ab") as out:
             proc = subprocess.Popen(

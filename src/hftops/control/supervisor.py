@@ -1,5 +1,6 @@
-"""The supervisor: starts components in dependency order, watches them (exit, heartbeat), restarts
-crashed ones with backoff and a start limit, stops them in order, and answers status."""
+"""The supervisor: starts components in dependency order (each as soon as what it needs is ready), watches
+them (exit, heartbeat), restarts crashed ones with backoff and a start limit, stops them in order, and
+answers status."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from hftops.control.runner import RunState, StartFailed, StopResult
 from hftops.control.shutdown import ShutdownReport, ordered_shutdown
 from hftops.control.shutdown_plan import ShutdownPlan
 from hftops.control.status import assemble
-from hftops.model.components import API, COMPONENT_NAMES, REDIS
+from hftops.model.components import API, COMPONENT_NAMES, REDIS, needs_of
 
 log = structlog.get_logger("supervisor")
 
@@ -105,7 +106,9 @@ class Supervisor:
                 )
 
     async def start_pipeline(self, actor: str) -> dict[str, Any]:
-        """Start every component that is not running, in order; on failure stop what was started."""
+        """Start every component that is not running, each as soon as what it needs is ready (NEEDS in
+        hftops.model.components); on failure start nothing more, let starts under way finish, and stop what
+        was started, newest first."""
         async with self._op_lock:
             self.phase = "starting"
             self.halted = False
@@ -114,20 +117,11 @@ class Supervisor:
             started: list[str] = []
             try:
                 self.check_affinity()
-                for name, runner in self.runners.items():
-                    if self.halted:
-                        raise StartFailed(name, "emergency stop during start")
-                    self._cancel_restart(name)
-                    if runner.alive:
-                        continue
-                    await runner.start(self.config.supervisor.ready_timeout_s)
-                    started.append(name)
-                    log.info("component ready", component=name, pid=runner.pid)
+                await self._start_concurrently(started)
             except StartFailed as exc:
                 log.error("start failed", component=exc.component, reason=exc.reason)
-                rollback = [r for n, r in self.runners.items() if n in started]
-                for runner in reversed(rollback):
-                    await runner.stop(self.config.component(runner.name).stop_timeout_s)
+                for name in reversed(started):
+                    await self.runners[name].stop(self.config.component(name).stop_timeout_s)
                 self.phase = "failed"
                 result = {"ok": False, "failed": exc.component, "reason": exc.reason, "rolled_back": started}
                 self.audit.append(AuditEvent.START_FAILED, actor=actor, result=result)
@@ -142,6 +136,56 @@ class Supervisor:
                 result={"ok": True, "pids": pids, "started": started},
             )
             return {"ok": True, "started": started, "pids": pids}
+
+    async def _start_concurrently(self, started: list[str]) -> None:
+        """One task per component: wait for its needs, then start it. The first failure cancels the tasks
+        still waiting (a start under way is never cancelled: it would leave a process behind) and is raised
+        once the others have finished; `started` lists what was started, in the order it became ready."""
+        names = tuple(self.runners)
+        ready = {name: asyncio.Event() for name in names}
+        launching: set[str] = set()
+        failures: list[BaseException] = []
+        tasks: dict[str, asyncio.Task[None]] = {}
+        timeout = self.config.supervisor.ready_timeout_s
+
+        async def start_one(name: str) -> None:
+            for need in needs_of(name, names):
+                await ready[need].wait()
+            if failures:
+                return  # another component failed while this one waited: start nothing more
+            if self.halted:
+                raise StartFailed(name, "emergency stop during start")
+            runner = self.runners[name]
+            self._cancel_restart(name)
+            if not runner.alive:
+                launching.add(name)
+                try:
+                    await runner.start(timeout)
+                except StartFailed:
+                    raise
+                except Exception as exc:  # a bug or an OS error: still named, rolled back and audited
+                    raise StartFailed(name, f"{type(exc).__name__}: {exc}") from exc
+                finally:
+                    launching.discard(name)
+                started.append(name)
+                log.info("component ready", component=name, pid=runner.pid)
+            ready[name].set()
+
+        def ended(task: asyncio.Task[None]) -> None:
+            if task.cancelled() or task.exception() is None:
+                return
+            failures.append(task.exception())  # type: ignore[arg-type]
+            for name, other in tasks.items():  # nothing new starts after a failure
+                if name not in launching and not other.done():
+                    other.cancel()
+
+        for name in names:
+            tasks[name] = asyncio.create_task(start_one(name), name=f"start-{name}")
+            tasks[name].add_done_callback(ended)
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
+        if failures:
+            first = next((f for f in failures if isinstance(f, StartFailed)), failures[0])
+            raise first
 
     # -- stop ----------------------------------------------------------------------------------------
     async def stop(self, plan: ShutdownPlan, *, include_api: bool) -> ShutdownReport:

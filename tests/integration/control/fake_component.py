@@ -27,6 +27,7 @@ def main() -> int:
     parser.add_argument("--after", type=float, default=0.3, help="seconds after ready before crash/hang")
     parser.add_argument("--exit-code", type=int, default=1)
     parser.add_argument("--marker", default=None, help="append one line per start to this file")
+    parser.add_argument("--ready-after", type=float, default=0.0, help="seconds of start-up before READY=1")
     args = parser.parse_args()
     if args.marker:
         with open(args.marker, "a") as fh:
@@ -44,6 +45,8 @@ def main() -> int:
     else:
         signal.signal(signal.SIGTERM, on_term)
         signal.signal(signal.SIGINT, on_term)
+    if args.ready_after:
+        time.sleep(args.ready_after)
     if args.mode != "no-ready":
         notify_ready(f"{args.name} fake ready")
     ready_at = time.monotonic()

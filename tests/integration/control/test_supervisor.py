@@ -116,6 +116,48 @@ async def test_start_failure_rolls_back_and_names_the_component(tmp_path: Path, 
     assert events(config, "START_FAILED")[0]["result"]["failed"] == "recorder"
 
 
+async def test_a_consumer_does_not_wait_for_the_producer(tmp_path: Path, valkey, supervisors) -> None:
+    """The recorder needs Redis only: it is ready while the venue (and so the collector) is still starting."""
+    markers = {name: tmp_path / f"{name}.starts" for name in ("venue", "collector", "recorder")}
+    config = make_config(tmp_path, valkey.url, enabled=("venue", "collector", "recorder"))
+    sup = supervisors(
+        config,
+        fake_env(
+            venue=["--ready-after", "1.5", "--marker", str(markers["venue"])],
+            collector=["--marker", str(markers["collector"])],
+            recorder=["--marker", str(markers["recorder"])],
+        ),
+    )
+    result = await sup.start_pipeline("tester")
+    assert result["ok"] and result["started"] == ["recorder", "venue", "collector"]
+    spawned = {name: float(path.read_text().split()[1]) for name, path in markers.items()}
+    assert spawned["collector"] >= spawned["venue"] + 1.5  # the collector needs the venue ready
+    assert events(config, "START")[0]["result"]["started"] == ["recorder", "venue", "collector"]
+    await sup.stop(ShutdownPlan(actor="tester"), include_api=False)
+
+
+async def test_a_failure_starts_nothing_more_and_rolls_back_what_started(
+    tmp_path: Path, valkey, supervisors
+) -> None:
+    collector_marker = tmp_path / "collector.starts"
+    config = make_config(tmp_path, valkey.url, enabled=("venue", "collector", "recorder"))
+    sup = supervisors(
+        config,
+        fake_env(
+            venue=["--mode", "exit-now", "--exit-code", "7"],
+            collector=["--marker", str(collector_marker)],
+            recorder=["--ready-after", "1.0"],  # still starting when the venue fails: it finishes, then stops
+        ),
+    )
+    result = await sup.start_pipeline("tester")
+    assert not result["ok"] and result["failed"] == "venue"
+    assert "exited with code 7 before it was ready" in result["reason"]
+    assert result["rolled_back"] == ["recorder"]
+    assert not sup.runners["recorder"].alive
+    assert not collector_marker.exists()  # it needs the venue: never spawned
+    assert events(config, "START_FAILED")[0]["result"]["failed"] == "venue"
+
+
 async def test_emergency_stop_kills_within_a_second_and_blocks_restarts(
     tmp_path: Path, valkey, supervisors
 ) -> None:
