@@ -1,4 +1,4 @@
-"""The supervisor client's hand-written HTTP/1.1 exchange, against a real HTTP server on a unix socket."""
+"""The supervisor client (stdlib http.client over the control socket), against a real HTTP server on a unix socket."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from hftops.config.paths import DataPaths
-from hftops.control.client import SupervisorClient, SupervisorUnavailable, exchange
+from hftops.control.client import SupervisorClient, SupervisorUnavailable
 from hftops.control.instance_lock import CONTROL_SOCKET
 
 
@@ -70,7 +70,7 @@ def paths(tmp_path: Path) -> Iterator[DataPaths]:
 def test_get_with_query_and_post_with_a_json_body(paths: DataPaths) -> None:
     client = SupervisorClient(paths)
     status, body = client.request("GET", "/api/status", params={"ledger": "false"})
-    assert (status, body) == (200, {"path": "/api/status?ledger=false", "connection": "close"})
+    assert (status, body) == (200, {"path": "/api/status?ledger=false", "connection": None})
     status, body = client.request("POST", "/local/shutdown", json={"drain": True})
     assert (status, body) == (202, {"echo": {"drain": True}, "type": "application/json"})
     status, body = client.request("POST", "/local/ping")  # no body: Content-Length 0, not a hang
@@ -78,7 +78,7 @@ def test_get_with_query_and_post_with_a_json_body(paths: DataPaths) -> None:
 
 
 def test_a_chunked_answer_is_joined(paths: DataPaths) -> None:
-    assert exchange(str(paths.run / CONTROL_SOCKET), "GET", "/chunked", None, 5.0) == (200, b'{"a": [1, 2, 3]}')
+    assert SupervisorClient(paths).request("GET", "/chunked") == (200, {"a": [1, 2, 3]})
 
 
 @pytest.mark.parametrize("path", ["/garbage", "/hang-up"])

@@ -156,4 +156,4 @@ def test_a_plain_stop_reaches_the_supervisor_without_typer(
     assert asked == [{"operator": "ops", "drain": True, "timeout_s": None, "drain_timeout_s": 120.0}]
     imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "|" in line}
     assert "hftops.control.client" in imported  # the import listing is what we think it is
-    assert not {"typer", "pydantic", "click", "yaml", "http.client", "psutil"} & imported
+    assert not {"typer", "pydantic", "click", "yaml", "psutil", "redis", "httpx"} & imported
