@@ -57,6 +57,7 @@ class Flusher:
         self.writer = writer
         self.totals = totals
         self.latency = latency
+        self.flush_lag = LatencyWindow()  # a batch due by age until its flush starts (the event loop's delay)
         self.write_latency = LatencyWindow()  # one transaction, sent to acknowledged (part of every hop)
         self.clock = clock
         self._mono_ns = clock.mono_ns
@@ -122,15 +123,16 @@ class Flusher:
         # instead of a train of them a fraction of a millisecond apart, each waiting for the one before.
         deadline = self.batcher.next_deadline_ns()
         time_due = deadline is not None and deadline <= self._mono_ns()
+        if time_due and deadline is not None:
+            self.flush_lag.record(self._mono_ns() - deadline)
         chunks = self.batcher.take_due(everything=self.draining or time_due, max_chunks=MAX_CHUNKS_PER_TX)
         letters, self.ingest.dead_letters = self.ingest.dead_letters, []
         dirty, self.ingest.cursor_dirty = self.ingest.cursor_dirty, set()
         cursors = self._cursors(chunks, dirty)
         if not (chunks or letters or cursors):
             return
-        started_ns = self._mono_ns()
         try:
-            await self.writer.write(chunks, letters, cursors)
+            round_trip_ns, acked_ns = await self.writer.write(chunks, letters, cursors)
         except BaseException as exc:  # cancelled or failed: nothing may be lost from memory either way
             self.batcher.put_back(chunks)
             self.ingest.dead_letters[:0] = letters
@@ -139,11 +141,10 @@ class Flusher:
                 self._failed(exc)
                 return
             raise
-        self.write_latency.record(self._mono_ns() - started_ns)
-        self._acknowledged(chunks, cursors)
+        self.write_latency.record(round_trip_ns)
+        self._acknowledged(chunks, cursors, acked_ns)  # the rows were in Redis when the reply arrived
 
-    def _acknowledged(self, chunks: Sequence[Chunk], cursors: dict[str, int]) -> None:
-        ack_ns = self.clock.wall_ns()
+    def _acknowledged(self, chunks: Sequence[Chunk], cursors: dict[str, int], ack_ns: int) -> None:
         for chunk in chunks:
             self.totals.forwarded += len(chunk.rows)
             if chunk.live_oldest_ns:

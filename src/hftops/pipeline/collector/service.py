@@ -369,6 +369,7 @@ class Collector:
             "hop_ms": self.latency.summary(reset=reset_latency),
             "hop_histogram": self.latency.cumulative(),
             "write_ms": self.flusher.write_latency.summary(reset=reset_latency),
+            "flush_lag_ms": self.flusher.flush_lag.summary(reset=reset_latency),
             "absent_ids": self.backfiller.absent_ids,
             "totals": self.totals.as_dict(),
             "symbols": symbols,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
+import redis
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -45,8 +48,27 @@ def redis_client(url: str, timeout_s: float, single_connection: bool) -> aioredi
     )
 
 
+def sync_redis_client(url: str, timeout_s: float) -> redis.Redis:
+    """The transaction connection: blocking, used only by the writer thread."""
+    return redis.Redis.from_url(
+        url,
+        socket_connect_timeout=timeout_s,
+        socket_timeout=timeout_s,
+        retry=redis.retry.Retry(redis.backoff.NoBackoff(), 0),
+        health_check_interval=0,
+        single_connection_client=True,
+        decode_responses=False,
+    )
+
+
 class BusWriter:
-    """Writes flushed chunks as stream entries: one entry per chunk, no MAXLEN, cursor in the same MULTI."""
+    """Writes flushed chunks as stream entries: one entry per chunk, no MAXLEN, cursor in the same MULTI.
+
+    The transactions run on a thread of their own with a blocking connection. On the event loop a reply
+    waits until the task decoding a burst of frames gives the loop back, so every hop carried that wait
+    (the transaction's round trip was 2-3 ms at 20,000 msg/s against 0.35 ms for a PING). On its own thread
+    the reply is read as soon as it arrives, and its time is the moment the rows were known to be in Redis.
+    """
 
     def __init__(
         self, url: str, venue: str, wall_ns: Callable[[], int] = time.time_ns, timeout_s: float = 2.0
@@ -55,7 +77,8 @@ class BusWriter:
         self.venue = venue
         self.cursor_key = collector_cursor_key(venue)
         self._wall_ns = wall_ns
-        self._tx = redis_client(url, timeout_s, single_connection=True)  # one connection: a restart breaks it
+        self._tx = sync_redis_client(url, timeout_s)  # one connection: a restart breaks it
+        self._tx_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="redis-tx")
         self._aux = redis_client(url, timeout_s, single_connection=False)
         self._keys: dict[Key, str] = {}
 
@@ -67,8 +90,16 @@ class BusWriter:
 
     async def write(
         self, chunks: Sequence[Chunk], dead_letters: Sequence[DeadLetterFields], cursors: Mapping[str, int]
-    ) -> None:
-        """One atomic transaction; raises redis / OS errors and leaves retrying to the caller."""
+    ) -> tuple[int, int]:
+        """One atomic transaction on the writer thread; (round trip ns, wall ns of the reply). Raises redis /
+        OS errors and leaves retrying to the caller."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._tx_thread, self._write, chunks, dead_letters, cursors)
+
+    def _write(
+        self, chunks: Sequence[Chunk], dead_letters: Sequence[DeadLetterFields], cursors: Mapping[str, int]
+    ) -> tuple[int, int]:
+        sent_ns = time.monotonic_ns()
         pipe = self._tx.pipeline(transaction=True)
         flush_ns = self._wall_ns()
         for chunk in chunks:
@@ -87,14 +118,19 @@ class BusWriter:
             pipe.xadd(DLQ_STREAM, fields)  # type: ignore[arg-type]
         if cursors:
             pipe.hset(self.cursor_key, mapping=cast(Mapping[Any, Any], cursors))
-        await pipe.execute()
+        pipe.execute()
+        return time.monotonic_ns() - sent_ns, self._wall_ns()
 
     async def server_state(self) -> tuple[str, dict[str, int]]:
         """(run_id, stored cursor) read over the write connection, right after it reconnected."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._tx_thread, self._server_state)
+
+    def _server_state(self) -> tuple[str, dict[str, int]]:
         pipe = self._tx.pipeline(transaction=False)
         pipe.info("server")
         pipe.hgetall(self.cursor_key)
-        info, raw = await pipe.execute()
+        info, raw = pipe.execute()
         return str(info.get("run_id", "")), _parse_cursor(raw)
 
     async def read_cursor(self) -> dict[str, int]:
@@ -111,9 +147,11 @@ class BusWriter:
         await self._aux.hset(STATS_HASH, component, snapshot)
 
     async def aclose(self) -> None:
-        for client in (self._tx, self._aux):
-            with contextlib.suppress(Exception):  # a client of a dead server must not stop a shutdown
-                await client.aclose()
+        with contextlib.suppress(Exception):  # a client of a dead server must not stop a shutdown
+            await asyncio.get_running_loop().run_in_executor(self._tx_thread, self._tx.close)
+        self._tx_thread.shutdown(wait=False)
+        with contextlib.suppress(Exception):
+            await self._aux.aclose()
 
 
 def _parse_cursor(raw: Mapping[Any, Any]) -> dict[str, int]:
