@@ -27,7 +27,8 @@ def _pinning(enabled: bool) -> dict[str, dict[str, list[int]]]:
 
 def _components(environ: dict[str, str] | os._Environ[str]) -> dict[str, dict[str, Any]]:
     """Per-component settings from HFT_BENCH_ENGINE, HFT_BENCH_PIN, HFT_BENCH_NICE ("recorder=10,venue=5") and
-    HFT_BENCH_CPUS ("collector=0,recorder=1,venue=1,redis=0+1")."""
+    HFT_BENCH_CPUS ("collector=0,recorder=1,venue=1,redis=0+1"). Any other setting: HFT_BENCH_SET
+    ("collector.flush_ms=1,recorder.batch_max_ms=100", values in YAML)."""
     components: dict[str, dict[str, Any]] = {"engine": {"enabled": environ.get("HFT_BENCH_ENGINE") == "1"}}
     for name, settings in _pinning(environ.get("HFT_BENCH_PIN") == "1").items():
         components.setdefault(name, {}).update(settings)
@@ -54,6 +55,13 @@ class BenchPlatform:
             # The capture budgets are for the capture path; HFT_BENCH_ENGINE=1 adds the trading engine's load.
             "supervisor": {"components": _components(os.environ)},
         }
+        for item in filter(None, os.environ.get("HFT_BENCH_SET", "").split(",")):  # "collector.flush_ms=1"
+            path, _, value = item.partition("=")
+            *sections, key = path.strip().split(".")
+            node = self.tree
+            for section in sections:
+                node = node.setdefault(section, {})
+            node[key] = yaml.safe_load(value)
         self.config_path = root / "bench.yaml"
         self.config_path.write_text(yaml.safe_dump(self.tree))
         self.env = {"HFT_CONFIG": str(self.config_path), "PATH": "/usr/bin:/bin"}
