@@ -1,6 +1,9 @@
 """Control-plane timings: start to ready on a warm install, and `trading stop` under load with zero loss.
 
-    .venv/bin/python bench/stop_under_load.py [--rate 20000] [--load-s 10] [--rounds 3]
+    .venv/bin/python bench/stop_under_load.py [--rate 20000] [--load-s 10] [--rounds 3] [--capture-only]
+
+The platform is the `make run` one, trading engine included (its stop cancels orders and writes the
+checkpoint); --capture-only leaves the engine out.
 
 Budget (DESIGN.md): graceful stop under 20,000 msg/s in <= 2 s with the ledger balanced (the runbook allows
 10 s); start to ready <= 5 s. Beside them: the naive baseline of SIGKILL-ing everything (instant, but the
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -56,7 +60,9 @@ def main() -> None:
     parser.add_argument("--load-s", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--symbols", type=int, default=10)
+    parser.add_argument("--capture-only", action="store_true", help="without the trading engine")
     args = parser.parse_args()
+    os.environ["HFT_BENCH_ENGINE"] = "0" if args.capture_only else "1"  # read by BenchPlatform
     rows = [one_round(args.rate, args.load_s, args.symbols) for _ in range(args.rounds)]
     print(f"{'round':>5} {'start->ready s':>14} {'stop wall s':>11} {'stop in supervisor s':>20} "
           f"{'exit':>4} {'balanced':>8}")
