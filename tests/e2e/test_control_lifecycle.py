@@ -81,6 +81,7 @@ def test_start_status_double_start_stop(tmp_path: Path) -> None:
         assert stopped.returncode == 0, stopped.stdout + stopped.stderr
         assert "before:" in stopped.stdout and "after:" in stopped.stdout
         assert not list(paths.run.glob("*.pid"))
+        assert not (paths.run / "supervisor.sock").exists()  # no control socket left that nobody answers
         stops = [e for e in _events(platform) if e.endswith("_STOP")]
         assert stops[-5:] == ["API_STOP", "RECORDER_STOP", "COLLECTOR_STOP", "VENUE_STOP", "REDIS_STOP"]
         assert _events(platform)[-2:] == ["SHUTDOWN_COMPLETE", "STATE_SNAPSHOT"]

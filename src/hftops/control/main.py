@@ -109,6 +109,8 @@ async def run_supervisor(
     finally:
         if local is not None:
             await local.stop(5.0)
+            with contextlib.suppress(FileNotFoundError):  # nobody answers on it any more
+                (paths.run / CONTROL_SOCKET).unlink()
         await sup.close()
         pidfiles.remove(SUPERVISOR, pid=os.getpid())
         lock.release()
