@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import signal
+import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +20,7 @@ import psutil
 
 SUPERVISOR = "supervisor"
 _CREATE_TIME_TOLERANCE_S = 0.05
+_EXEC_SETTLE_S = 0.5  # how long record_for waits for a fresh child's command line
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,14 @@ def identify(pid: int) -> tuple[float, tuple[str, ...]] | None:
 
 
 def record_for(component: str, pid: int, supervisor_pid: int | None = None) -> PidRecord:
+    """The identity to keep for `pid`. Right after a spawn the kernel can still be inside execve: the parent
+    is woken when the close-on-exec pipe closes, before the new program's arguments are set up, and
+    /proc/<pid>/cmdline reads empty for that moment. Wait (briefly) for the real command line."""
     identity = identify(pid)
+    deadline = time.monotonic() + _EXEC_SETTLE_S
+    while identity is not None and not identity[1] and time.monotonic() < deadline:
+        time.sleep(0.001)
+        identity = identify(pid)
     if identity is None:
         raise ProcessLookupError(f"{component}: process {pid} is gone before its PID file was written")
     create_time, cmdline = identity
@@ -69,6 +78,8 @@ def is_same_process(record: PidRecord) -> bool:
     create_time, cmdline = identity
     if abs(create_time - record.create_time) > _CREATE_TIME_TOLERANCE_S:
         return False
+    if not record.cmdline:  # recorded mid-exec (see record_for): the PID and its start time identify it
+        return True
     return cmdline == record.cmdline or (bool(cmdline) and _program(cmdline) == _program(record.cmdline))
 
 

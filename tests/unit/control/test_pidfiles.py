@@ -6,7 +6,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import psutil
+import pytest
 
+from hftops.control import pidfiles as pidfiles_module
 from hftops.control.instance_lock import InstanceLock
 from hftops.control.pidfiles import PidFiles, is_same_process, signal_process, sweep
 
@@ -86,3 +88,37 @@ def test_instance_lock_is_exclusive(tmp_path: Path) -> None:
     assert second.acquire()
     second.release()
     assert os.path.exists(tmp_path / "supervisor.lock")
+
+
+def test_a_fresh_child_is_recorded_with_its_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Right after a spawn /proc/<pid>/cmdline can read empty (the kernel is still inside execve): the record
+    waits for the real command line instead of keeping an empty one."""
+    proc = _sleeper()
+    try:
+        real = pidfiles_module.identify
+        answers = iter([(real(proc.pid) or (0.0, ()))[0]] * 2)
+
+        def mid_exec_then_real(pid: int) -> tuple[float, tuple[str, ...]] | None:
+            early = next(answers, None)
+            return (early, ()) if early is not None else real(pid)
+
+        monkeypatch.setattr(pidfiles_module, "identify", mid_exec_then_real)
+        record = PidFiles(tmp_path).write("collector", proc.pid)
+        assert record.cmdline == ("sleep", "30")
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_record_without_a_command_line_is_matched_by_its_start_time(tmp_path: Path) -> None:
+    proc = _sleeper()
+    try:
+        record = replace(PidFiles(tmp_path).write("venue", proc.pid), cmdline=())
+        assert is_same_process(record)
+        assert not is_same_process(replace(record, create_time=record.create_time - 5))
+        assert signal_process(record, signal.SIGTERM)
+        assert proc.wait(5) == -signal.SIGTERM
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
