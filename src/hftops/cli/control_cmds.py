@@ -134,7 +134,7 @@ def stop(
 
     Exit 0 clean and balanced; 3 something had to be killed; 4 the ledger does not balance; 5 not drained.
     """
-    from hftops.cli.stop_cmd import StopArgs, run_stop
+    from hftops.cli.fast_cmds import StopArgs, run_stop
 
     _operator(operator)  # a bad --operator is refused here with its reason
     args = StopArgs(drain, as_json, timeout, drain_timeout, operator, config_path)
@@ -244,23 +244,12 @@ def emergency_stop(
 ) -> None:
     """EMERGENCY: write the HALT latch, then SIGKILL every pipeline process (Redis and data stay intact).
     Automatic restarts stay blocked until an explicit `trading start`."""
-    from hftops.control.operations import emergency_stop as do_emergency_stop
+    from hftops.cli.fast_cmds import EmergencyArgs, run_emergency_stop
 
-    config = _load(config_path)
-    if (
-        not yes
-        and sys.stdin.isatty()
-        and not typer.confirm("Kill every pipeline process now?", default=False)
-    ):
+    _operator(operator)  # a bad --operator is refused here with its reason
+    if not yes and sys.stdin.isatty() and not typer.confirm("Kill every pipeline process now?", default=False):
         raise typer.Exit(1)
-    outcome = do_emergency_stop(config, _operator(operator), reason)
-    result = outcome.data
-    typer.echo(
-        f"HALT latch written; killed {result.get('killed')} in {result.get('duration_s')}s. "
-        "Redis and the database are untouched; `trading start` resumes (the latch stays until "
-        "`trading rearm`)."
-    )
-    raise typer.Exit(outcome.code)
+    raise typer.Exit(run_emergency_stop(EmergencyArgs(True, reason, operator, config_path)))
 
 
 def snapshot(

@@ -3,7 +3,7 @@
 Only the module of the command being run is imported: `trading stop` under load must not spend half a
 second importing the Redis client, the engine views and every other group first. `trading`, `--help` and
 an unknown command import them all (the full help, typer's own "no such command"). A plain `trading stop`
-does not import typer at all (see cli/stop_cmd.py).
+and a plain `trading emergency-stop` do not import typer at all (see cli/fast_cmds.py).
 """
 
 from __future__ import annotations
@@ -76,10 +76,10 @@ def _modules_for(argv: list[str]) -> tuple[str, ...]:
 
 def main() -> None:
     argv = sys.argv[1:]
-    if argv[:1] == ["stop"]:  # typer and pydantic alone would take a quarter of the stop budget under load
-        from hftops.cli.stop_cmd import fast_stop
+    if argv[:1] in (["stop"], ["emergency-stop"]):  # typer and pydantic alone would eat their budgets under load
+        from hftops.cli.fast_cmds import fast_main
 
-        code = fast_stop(argv[1:])
+        code = fast_main(argv)
         if code is not None:
             sys.exit(code)
     build_app(_modules_for(argv))()

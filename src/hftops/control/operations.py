@@ -15,6 +15,7 @@ from hftops.control import latch
 from hftops.control.audit import AuditEvent, AuditLog
 from hftops.control.backup import backup_config
 from hftops.control.client import SupervisorClient, SupervisorUnavailable
+from hftops.control.emergency import emergency_stop_through_supervisor
 from hftops.control.pidfiles import SUPERVISOR, PidFiles, PidRecord, is_same_process, signal_process, sweep
 from hftops.control.registry import build_registry
 from hftops.control.runner import StopResult
@@ -221,21 +222,9 @@ def _stop_unresponsive_supervisor(paths: DataPaths, config: Config) -> None:
 def emergency_stop(config: Config, operator: str, reason: str = "manual_operator") -> Outcome:
     """The HALT latch is on disk before anything is killed, whatever happens next."""
     paths = _paths(config)
-    latch.write_halt_latch(paths, operator, reason)
-    latch.block_restarts(paths, operator, "emergency-stop")
-    client = SupervisorClient(paths)
-    if client.running():
-        try:
-            code, body = client.request(
-                "POST",
-                "/api/emergency-stop",
-                json={"confirm": True, "operator": operator, "reason": reason},
-                timeout_s=5.0,
-            )
-            if code == 200:
-                return Outcome(0, "", body)
-        except SupervisorUnavailable:
-            pass
+    answer = emergency_stop_through_supervisor(paths, operator, reason)
+    if answer is not None:
+        return Outcome(0, "", answer)
     t0 = time.monotonic()
     pidfiles = PidFiles(paths.run)
     targets = [
