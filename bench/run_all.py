@@ -20,6 +20,7 @@ BENCHES: dict[str, list[str]] = {
     "recorder": ["recorder_outage.py", "--outage", "30"],
     "pipeline": ["pipeline_e2e.py", "--rates", "20000,50000,80000,100000", "--duration", "60"],
     "control": ["stop_under_load.py", "--rate", "20000", "--rounds", "3"],
+    "emergency": ["emergency_stop.py", "--rate", "20000", "--rounds", "3"],
     "gates": ["gate_chain.py"],
     "tick_to_order": ["tick_to_order.py", "--ticks", "3000", "--hop-ticks", "500"],
     "orders": ["orders_per_sec.py", "--orders", "3000", "--concurrency", "16"],
