@@ -10,6 +10,18 @@ from pathlib import Path
 CONTROL_SOCKET = "supervisor.sock"  # the supervisor's HTTP API on a 0600 unix socket in the run directory
 
 
+def try_exclusive_lock(path: Path) -> int | None:
+    """A non-blocking exclusive flock on `path` (created 0600): the open fd that holds it, or None when another
+    process holds it. The lock lasts until the fd is closed (or the process exits)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
 class InstanceLock:
     """flock on `<run>/supervisor.lock`: exactly one supervisor per run directory."""
 
@@ -19,14 +31,8 @@ class InstanceLock:
 
     def acquire(self) -> bool:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        self._fd = fd
-        return True
+        self._fd = try_exclusive_lock(self.path)
+        return self._fd is not None
 
     def release(self) -> None:
         if self._fd is not None:

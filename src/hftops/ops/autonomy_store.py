@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from hftops.control.instance_lock import try_exclusive_lock
+
 STATE_FILE = "autonomy.json"
 LOCK_FILE = "autonomy.lock"
 EMERGENCY_LATCH_FILE = "autonomy_latch.json"  # written by `trading emergency-stop` (control.latch)
@@ -125,11 +127,8 @@ class AutonomyStore:
         if self._lock_fd is not None:
             return True
         self.dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
+        fd = try_exclusive_lock(self.lock_path)
+        if fd is None:
             return False
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
