@@ -97,6 +97,34 @@ def all_ids(valkey: ValkeyHandle, venue: ThreadedVenue) -> bool:
     return True
 
 
+def test_the_hop_counts_the_batch_age_and_the_transaction(
+    platform: Platform, venue: ThreadedVenue, valkey: ValkeyHandle, notify: NotifySocket
+) -> None:
+    """A row's hop runs from its frame to the reply of the transaction that stored it: with batches flushed
+    by age (120 ms) the oldest batch's hop includes that age (a younger batch rides along in the same
+    transaction, so it may be shorter); the write round trip and the flush lag are published beside it."""
+    configure(platform, venue, valkey, flush_ms=120, flush_max=100_000)
+    proc = start(platform, notify)
+    try:
+        wait_for(lambda: notify.saw("READY=1"), 10, what="READY=1")
+        venue.do(venue.venue.publish, "BTCUSDT", 50)
+        venue.do(venue.venue.publish, "ETHUSDT", 50)
+
+        def hops() -> list[int]:
+            return list(stats(valkey).get("hop_histogram", {}).get("counts", []))
+
+        wait_for(lambda: sum(hops()) >= 2, 10, what="two live batches acknowledged")
+        counts, bounds = hops(), stats(valkey)["hop_histogram"]["le_ms"]
+        waited = sum(n for bound, n in zip(bounds, counts, strict=True) if bound is None or bound > 100)
+        assert waited >= 1, f"no hop includes the 120 ms batch age: {dict(zip(bounds, counts, strict=True))}"
+        assert all(ids == list(range(1, 51)) for ids in (trade_ids(valkey.client(), s) for s in ("BTCUSDT", "ETHUSDT")))
+        snap = stats(valkey)
+        assert {"p50", "p99", "samples"} <= snap["write_ms"].keys() and {"p50", "p99"} <= snap["flush_lag_ms"].keys()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 def test_ready_watchdog_stats_and_sigterm_flushes_and_exits_0(
     platform: Platform, venue: ThreadedVenue, valkey: ValkeyHandle, notify: NotifySocket
 ) -> None:
