@@ -91,6 +91,25 @@ async def test_time_flush_batches_one_entry_per_symbol_and_kind(
         assert stats["component"] == "collector"
 
 
+async def test_a_lone_message_after_a_quiet_spell_is_flushed_by_time(
+    tmp_path: Path, venue: FakeVenue, valkey: ValkeyHandle
+) -> None:
+    """No later frame finds it due: the flusher's own timer must take it, armed by the frame that started it."""
+    client = valkey.client()
+    async with running_collector(config_for(tmp_path, venue, valkey, flush_max=1000, flush_ms=20)) as c:
+        await wait_ready(c)
+        venue.publish("BTCUSDT", 3, bbo=False)
+
+        async def stored(n: int) -> bool:
+            return trade_ids(client, "BTCUSDT") == list(range(1, n + 1)) and c.ingest.held == 0
+
+        await async_wait_for(lambda: stored(3), 3, what="the first three trades")
+        for n in (4, 5):  # each alone, after the flusher has gone idle with nothing held
+            venue.publish("BTCUSDT", 1, bbo=False)
+            await async_wait_for(lambda n=n: stored(n), 2, what=f"lone trade {n} flushed by flush_ms alone")
+        assert [int(f[b"n"]) for _, f in entries(client, "BTCUSDT")][-2:] == [1, 1]
+
+
 async def test_skipped_ids_are_detected_and_backfilled_from_rest(
     tmp_path: Path, venue: FakeVenue, valkey: ValkeyHandle
 ) -> None:

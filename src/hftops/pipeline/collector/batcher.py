@@ -9,6 +9,7 @@ from hftops.model.market import BboRow, TradeRow
 from hftops.model.streams import MdKind
 
 Key = tuple[MdKind, str]
+NEVER_NS = 2**63  # `due_at_ns` while nothing waits
 
 
 class Chunk:
@@ -31,8 +32,9 @@ class Chunk:
 class Batcher:
     """Accumulates rows; `take_due` hands out chunks that are full or older than `flush_ms`.
 
-    Chunks handed out and not acknowledged come back with `put_back`, so nothing is dropped here:
-    memory is bounded by the caller, which stops reading when `buffered` reaches its limit.
+    Chunks handed out come back with `put_back` when their write failed, or are let go with `acknowledged`,
+    so nothing is dropped here: memory is bounded by the caller, which stops reading when `buffered` plus
+    `handed_out` reaches its limit.
     """
 
     def __init__(self, flush_max: int, flush_ms: float, mono_ns: Callable[[], int]) -> None:
@@ -40,8 +42,10 @@ class Batcher:
         self.flush_ns = int(flush_ms * 1_000_000)
         self._mono_ns = mono_ns
         self._queues: dict[Key, deque[Chunk]] = {}
-        self.buffered = 0
+        self.buffered = 0  # rows waiting here
+        self.handed_out = 0  # rows taken for a write that has not been answered yet
         self.full_chunks = 0  # chunks that reached flush_max: due now, whatever their age
+        self.due_at_ns = NEVER_NS  # monotonic time the oldest waiting chunk is due (read after every frame)
 
     def add(self, kind: MdKind, symbol: str, row: TradeRow | BboRow, row_id: int, live_ns: int = 0) -> None:
         key = (kind, symbol)
@@ -49,7 +53,10 @@ class Batcher:
         if queue is None:
             queue = self._queues[key] = deque()
         if not queue or len(queue[-1].rows) >= self.flush_max:
-            queue.append(Chunk(key, self._mono_ns()))
+            born = self._mono_ns()
+            queue.append(Chunk(key, born))
+            if born + self.flush_ns < self.due_at_ns:
+                self.due_at_ns = born + self.flush_ns
         chunk = queue[-1]
         chunk.rows.append(row)
         if row_id < chunk.lo:
@@ -64,9 +71,10 @@ class Batcher:
 
     def next_deadline_ns(self) -> int | None:
         """Monotonic time at which the oldest open chunk is due; None when nothing waits."""
-        if not self._queues:
-            return None
-        return min(q[0].born_ns for q in self._queues.values()) + self.flush_ns
+        return None if self.due_at_ns == NEVER_NS else self.due_at_ns
+
+    def _recompute_due(self) -> None:
+        self.due_at_ns = min((q[0].born_ns + self.flush_ns for q in self._queues.values()), default=NEVER_NS)
 
     def take_due(self, everything: bool = False, max_chunks: int = 1024) -> list[Chunk]:
         now = self._mono_ns()
@@ -75,9 +83,7 @@ class Batcher:
         for key, queue in self._queues.items():
             while queue and len(due) < max_chunks:
                 head = queue[0]
-                if not (
-                    everything or len(head.rows) >= self.flush_max or now - head.born_ns >= self.flush_ns
-                ):
+                if not (everything or len(head.rows) >= self.flush_max or now - head.born_ns >= self.flush_ns):
                     break
                 due.append(queue.popleft())
             if not queue:
@@ -88,8 +94,11 @@ class Batcher:
             del self._queues[key]
         for chunk in due:
             self.buffered -= len(chunk.rows)
+            self.handed_out += len(chunk.rows)
             if len(chunk.rows) >= self.flush_max:
                 self.full_chunks -= 1
+        if due:
+            self._recompute_due()
         return due
 
     def put_back(self, chunks: Iterable[Chunk]) -> None:
@@ -100,8 +109,15 @@ class Batcher:
                 queue = self._queues[chunk.key] = deque()
             queue.appendleft(chunk)
             self.buffered += len(chunk.rows)
+            self.handed_out -= len(chunk.rows)
             if len(chunk.rows) >= self.flush_max:
                 self.full_chunks += 1
+        self._recompute_due()
+
+    def acknowledged(self, chunks: Iterable[Chunk]) -> None:
+        """Chunks Redis has taken: no longer held here."""
+        for chunk in chunks:
+            self.handed_out -= len(chunk.rows)
 
     def pending_lo(self, key: Key) -> int | None:
         """Smallest id still waiting for `key` (not yet handed out)."""

@@ -16,6 +16,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from hftops.pipeline.collector.windows import ReconnectWindows
 
 BINANCE_MAX_STREAMS = 200  # streams per combined-stream connection that Binance accepts
+YIELD_EVERY_FRAMES = 32  # the read loop gives the event loop a turn this often (about 0.5 ms of frames)
 
 
 @dataclass(frozen=True)
@@ -164,9 +165,16 @@ class VenueConnection:
     async def _read(self, ws: ClientConnection) -> None:
         on_frame = self._on_frame
         gate = self._gate
+        since_yield = 0
         while gate.is_set() and not self._stopping:
             # decode=False: bytes straight to msgspec, no UTF-8 str in between.
             on_frame(await ws.recv(decode=False))
+            since_yield += 1
+            if since_yield == YIELD_EVERY_FRAMES:
+                # recv() returns without suspending while frames are buffered, so a backlog after a stall
+                # would keep the event loop (write answers, timers, the watchdog) waiting until it is gone.
+                since_yield = 0
+                await asyncio.sleep(0)
 
     def close_soon(self) -> None:
         """Stop reading now (back-pressure or shutdown); the read loop sees the close and returns."""

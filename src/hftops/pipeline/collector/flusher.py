@@ -5,18 +5,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
 
 from hftops.model.streams import MdKind
-from hftops.pipeline.collector.batcher import Chunk
-from hftops.pipeline.collector.ingest import Ingest
+from hftops.pipeline.collector.batcher import NEVER_NS, Chunk
+from hftops.pipeline.collector.ingest import DeadLetterFields, Ingest
 from hftops.pipeline.collector.stats import LatencyWindow, Totals
 from hftops.pipeline.collector.writer import BusWriter
 
-MAX_CHUNKS_PER_TX = 512  # bounds one MULTI/EXEC (and the time Redis spends on it) after an outage
+MAX_CHUNKS_PER_TX = 512  # bounds one write (and the time Redis spends on it) after an outage
+# Writes submitted and not yet answered. Two: a due batch waits for at most one round trip. More would make
+# every flush_ms its own set of entries (one per stream) whatever Redis takes, and the recorder and Valkey pay
+# per entry; a batch due while both are out keeps gathering rows until an answer frees a slot.
+MAX_IN_FLIGHT = 2
 
 
 @dataclass(frozen=True)
@@ -30,12 +35,28 @@ class Clock:
         return self.mono_ns() / 1e9
 
 
-class Flusher:
-    """One transaction at a time: due chunks + dead letters + the cursor, acknowledged or put back.
+@dataclass
+class _Write:
+    """A write submitted and not yet answered, kept whole so a failure can put everything back."""
 
-    A failed write keeps every row (back in the batcher) and retries with backoff. The write connection
-    has no silent retries, so after any failure the first thing done is to ask Redis whether it restarted
-    or lost what it had acknowledged (AOF everysec); if so the lost trade ids are rewound and backfilled.
+    chunks: list[Chunk]
+    letters: list[DeadLetterFields]
+    dirty: set[str]
+    cursors: dict[str, int]
+    future: asyncio.Future[tuple[int, int]]
+
+
+class Flusher:
+    """Hands due chunks + dead letters + the cursor to the writer, and settles what it answers.
+
+    A batch is due when it is full or `flush_ms` old; it is submitted from the frame that finds it due
+    (`poke`), so a backlog of frames on the event loop does not hold it back, and from this task when no
+    frame comes. Up to MAX_IN_FLIGHT writes may wait for their answer; they land in submission order.
+
+    A failed write keeps every row: once every write in flight has been answered, the failed ones go back to
+    the batcher (in order) and are retried with backoff. The write connection has no silent retries, so
+    after any failure the first thing done is to ask Redis whether it restarted or lost what it had
+    acknowledged (AOF everysec); if so the lost trade ids are rewound and backfilled.
     """
 
     def __init__(
@@ -57,7 +78,7 @@ class Flusher:
         self.writer = writer
         self.totals = totals
         self.latency = latency
-        self.flush_lag = LatencyWindow()  # a batch due by age until its flush starts (the event loop's delay)
+        self.flush_lag = LatencyWindow()  # a batch due by age until it is submitted
         self.write_latency = LatencyWindow()  # one transaction, sent to acknowledged (part of every hop)
         self.clock = clock
         self._mono_ns = clock.mono_ns
@@ -69,29 +90,44 @@ class Flusher:
         self.run_id: str | None = None
         self.down_since: float | None = None
         self.draining = False
+        self.in_flight: deque[_Write] = deque()
+        self._failed_writes: list[_Write] = []  # answered with an error, waiting for the rest in flight
+        self._failure: Exception | None = None
         self._wake = asyncio.Event()
-        self._armed = False  # waiting on a deadline: frames need not wake us, unless it passed
-        self._deadline_ns = 0
+        # When the flusher task looks again by itself: its timer, NEVER_NS asleep without one, -1 busy or
+        # waiting for an answer (which wakes it)
+        self._looks_at_ns = -1
         self._verify = False
         self._wait_until = 0.0
         self._delay_s = 0.0
 
     def poke(self) -> None:
-        """After each frame. The event loop's timers tick in whole milliseconds; under load a frame comes
-        every few tens of microseconds, so the first frame past the deadline wakes the flusher."""
-        if (
-            not self._armed
-            or self.batcher.full_chunks
-            or self.ingest.dead_letters
-            or self._mono_ns() >= self._deadline_ns
-        ):
-            self._wake.set()
+        """After each frame: submit what it made due. The event loop's timers tick in whole milliseconds;
+        under load a frame comes every few tens of microseconds, so the first frame past the deadline
+        flushes."""
+        batcher = self.batcher
+        due_at = batcher.due_at_ns
+        if batcher.full_chunks or self.ingest.dead_letters or self._mono_ns() >= due_at:
+            if self._may_submit():
+                self._submit()
+            elif not self.in_flight:
+                self._wake.set()  # backing off or verifying: the flusher task decides (an answer wakes it too)
+        elif due_at < self._looks_at_ns:
+            self._wake.set()  # a first batch, due before the flusher would look again: let it set its timer
 
     def wake(self) -> None:
         self._wake.set()
 
+    def _may_submit(self) -> bool:
+        return (
+            len(self.in_flight) < MAX_IN_FLIGHT
+            and self._failure is None
+            and not self._verify
+            and self.clock.mono_s() >= self._wait_until
+        )
+
     def _due(self) -> bool:
-        if self.batcher.full_chunks or self.ingest.dead_letters or self.ingest.cursor_dirty or self._verify:
+        if self.batcher.full_chunks or self.ingest.dead_letters or self.ingest.cursor_dirty:
             return True
         deadline = self.batcher.next_deadline_ns()
         return deadline is not None and (self.draining or deadline <= self._mono_ns())
@@ -99,52 +135,82 @@ class Flusher:
     async def run(self) -> None:
         """Until drained (after `draining` is set) or cancelled."""
         while True:
-            if self.draining and not self.ingest.held and not self.ingest.cursor_dirty:
+            self._looks_at_ns = -1
+            if self.draining and not self.ingest.held and not self.ingest.cursor_dirty and not self.in_flight:
                 return
-            wait_s = self._wait_until - self.clock.mono_s()
-            if wait_s > 0:
-                await asyncio.sleep(wait_s)
-                continue
-            if self._due():
-                await self.flush_once()
+            if self._failure is None and not self.in_flight:
+                wait_s = self._wait_until - self.clock.mono_s()
+                if wait_s > 0:
+                    await asyncio.sleep(wait_s)
+                    continue
+                if self._verify:
+                    await self._verify_redis()
+                    continue
+            if self._may_submit() and self._due():
+                self._submit()
                 continue
             deadline = self.batcher.next_deadline_ns()
             self._wake.clear()
-            self._armed, self._deadline_ns = deadline is not None, deadline or 0
-            timeout = None if deadline is None else max(0.0, (deadline - self._mono_ns()) / 1e9)
+            timeout = None
+            if self._may_submit():
+                self._looks_at_ns = NEVER_NS if deadline is None else deadline
+                if deadline is not None:
+                    timeout = max(0.0, (deadline - self._mono_ns()) / 1e9)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
-            self._armed = False
 
-    async def flush_once(self) -> None:
-        if self._verify and not await self._verify_redis():
-            return
+    def _submit(self) -> None:
         # When the oldest batch is due by time, every open batch goes in the same transaction: one round trip
         # instead of a train of them a fraction of a millisecond apart, each waiting for the one before.
         deadline = self.batcher.next_deadline_ns()
-        time_due = deadline is not None and deadline <= self._mono_ns()
+        now_ns = self._mono_ns()
+        time_due = deadline is not None and deadline <= now_ns
         if time_due and deadline is not None:
-            self.flush_lag.record(self._mono_ns() - deadline)
+            self.flush_lag.record(now_ns - deadline)
         chunks = self.batcher.take_due(everything=self.draining or time_due, max_chunks=MAX_CHUNKS_PER_TX)
         letters, self.ingest.dead_letters = self.ingest.dead_letters, []
         dirty, self.ingest.cursor_dirty = self.ingest.cursor_dirty, set()
         cursors = self._cursors(chunks, dirty)
         if not (chunks or letters or cursors):
             return
-        try:
-            round_trip_ns, acked_ns = await self.writer.write(chunks, letters, cursors)
-        except BaseException as exc:  # cancelled or failed: nothing may be lost from memory either way
-            self.batcher.put_back(chunks)
-            self.ingest.dead_letters[:0] = letters
-            self.ingest.cursor_dirty |= dirty
-            if isinstance(exc, Exception):
-                self._failed(exc)
-                return
-            raise
-        self.write_latency.record(round_trip_ns)
-        self._acknowledged(chunks, cursors, acked_ns)  # the rows were in Redis when the reply arrived
+        write = _Write(chunks, letters, dirty, cursors, self.writer.submit(chunks, letters, cursors))
+        self.in_flight.append(write)
+        write.future.add_done_callback(self._answered)
+
+    def _answered(self, _future: asyncio.Future[tuple[int, int]]) -> None:
+        """Settle answered writes in submission order (the writer answers them in that order)."""
+        in_flight = self.in_flight
+        while in_flight and in_flight[0].future.done():
+            write = in_flight.popleft()
+            future = write.future
+            error = future.exception() if not future.cancelled() else asyncio.CancelledError()
+            if error is None and self._failure is None:
+                round_trip_ns, acked_ns = future.result()
+                self.write_latency.record(round_trip_ns)
+                self._acknowledged(write.chunks, write.cursors, acked_ns)  # in Redis when the reply came
+                continue
+            self._failed_writes.append(write)
+            if self._failure is None:
+                self._failure = error if isinstance(error, Exception) else RuntimeError(repr(error))
+        if self._failure is not None and not in_flight:
+            self._put_back()
+        if self.batcher.full_chunks or self._mono_ns() >= self.batcher.due_at_ns:
+            self.poke()  # a slot is free: what became due meanwhile goes now
+        self._wake.set()
+
+    def _put_back(self) -> None:
+        """Every failed write back where it came from, the oldest in front; then back off and verify."""
+        failure, self._failure = self._failure, None
+        for write in reversed(self._failed_writes):
+            self.batcher.put_back(write.chunks)
+            self.ingest.dead_letters[:0] = write.letters
+            self.ingest.cursor_dirty |= write.dirty
+        self._failed_writes = []
+        assert failure is not None
+        self._failed(failure)
 
     def _acknowledged(self, chunks: Sequence[Chunk], cursors: dict[str, int], ack_ns: int) -> None:
+        self.batcher.acknowledged(chunks)
         for chunk in chunks:
             self.totals.forwarded += len(chunk.rows)
             if chunk.live_oldest_ns:
@@ -233,9 +299,7 @@ class Flusher:
                 self.run_id, stored = await self.writer.server_state()
                 break
             except Exception as exc:
-                self.log.error(
-                    "redis_unavailable_at_start", url=self.writer.url, error=repr(exc), retry_in_s=delay
-                )
+                self.log.error("redis_unavailable_at_start", url=self.writer.url, error=repr(exc), retry_in_s=delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
             if stop.is_set():

@@ -66,8 +66,8 @@ class Ingest:
 
     @property
     def held(self) -> int:
-        """Messages held in memory, waiting for Redis."""
-        return self.batcher.buffered + len(self.dead_letters)
+        """Messages held in memory until Redis has them: waiting, or in a write not yet answered."""
+        return self.batcher.buffered + self.batcher.handed_out + len(self.dead_letters)
 
     def frame(self, payload: bytes) -> None:
         now_ns = self._wall_ns()
