@@ -186,3 +186,18 @@ def test_sigint_also_exits_zero(recorder: RecorderProcess, signal_name: str) -> 
     assert recorder.proc is not None
     recorder.proc.send_signal(getattr(sig, signal_name))
     assert recorder.proc.wait(10) == 0
+
+
+def test_a_feed_of_small_entries_is_read_many_entries_at_a_time(recorder: RecorderProcess, valkey: object) -> None:
+    """A live collector flushes every couple of milliseconds: entries of a few rows. COUNT follows the entries
+    seen, not the largest an entry may hold (collector.flush_max), or each read takes a handful of entries and
+    the recorder falls behind the feed."""
+    client = valkey.client()  # type: ignore[attr-defined]
+    recorder.platform.update({"recorder": {"batch_max_rows": 2000}, "collector": {"flush_max": 256}})
+    xadd_trades(client, "BTCUSDT", list(range(1, 2401)), per_entry=2)  # 1,200 entries waiting
+    client.config_resetstat()
+    recorder.start()
+    wait_for(lambda: recorder.counts() == (2400, 2400), timeout_s=30, what="2400 trades stored")
+    reads = client.info("commandstats")["cmdstat_xreadgroup"]["calls"]
+    # Sized by flush_max, a read takes at most 2000 // (256 rows x the streams) + 1 entries: 600+ reads here.
+    assert reads < 300, f"{reads} XREADGROUP calls for 1,200 entries"

@@ -47,9 +47,14 @@ class EntryReader:
         self.log = log
         self.redis_url = redis_url
         self.monotonic = monotonic
-        # An upper bound of rows per entry (the collector's flush_max, or more if seen): it sizes COUNT so
-        # one read of a backlog cannot pull far more than batch_max_rows rows into memory.
+        # Rows in the largest entry of late (at first the collector's flush_max): it sizes COUNT so one read
+        # of a backlog cannot pull far more than batch_max_rows rows into memory. It halves with every read
+        # that brings only smaller entries, down to a quarter of flush_max (so a backlog of full entries after
+        # small ones overshoots at most 4x, once): held at flush_max, a live feed of 2 ms entries was read 4
+        # entries per stream at a time, and at 20k msg/s the recorder fell seconds behind.
         self.max_rows_per_entry = max_rows_per_entry
+        self._rows_floor = max(1, max_rows_per_entry // 4)
+        self._largest_in_read = 0
         # Event streams carry one event per entry: only the market-data streams size a read.
         self.md_stream_count = max(1, sum(1 for s in consumer.streams if not is_event_stream(s)))
 
@@ -80,8 +85,13 @@ class EntryReader:
                 except (RedisError, OSError) as exc:
                     await redis_failed(self.flags, self.metrics, self.log, self.redis_url, "read", exc)
                     continue
+                self._largest_in_read = 0
                 for delivered in delivered_list:
                     batch = self._add(batch, self._decode(delivered, redelivered=False))
+                if delivered_list:
+                    self.max_rows_per_entry = max(
+                        self._largest_in_read, self.max_rows_per_entry // 2, self._rows_floor
+                    )
                 if batch is not None and not self.consumer.saturated:
                     pause = min(READ_PACING_S, batch.started + batch_s - self.monotonic())
                     if pause > 0:
@@ -107,8 +117,8 @@ class EntryReader:
             )
         entry = decode_entry(delivered.stream, delivered.entry_id, delivered.fields, redelivered)
         rows = getattr(entry, "rows", None)
-        if rows is not None and len(rows) > self.max_rows_per_entry:
-            self.max_rows_per_entry = len(rows)
+        if rows is not None and len(rows) > self._largest_in_read:
+            self._largest_in_read = len(rows)
         return entry
 
     def _read_count(self, batch: Batch | None) -> int:
