@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 import msgspec
 import websockets
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 
 T = TypeVar("T")
@@ -160,6 +161,19 @@ class FakeVenue:
 
     def send_raw(self, frame: bytes, text: bool = True) -> None:
         websockets.broadcast(list(self.clients), frame, text=text)
+
+    def send_fragmented(self, message: bytes, parts: int) -> None:
+        """One text message as `parts` WebSocket frames (a first frame, then continuations), to every client."""
+        size = -(-len(message) // parts)
+        pieces = [message[i : i + size] for i in range(0, len(message), size)]
+        wire = b"".join(
+            Frame(Opcode.TEXT if i == 0 else Opcode.CONT, piece, fin=i == len(pieces) - 1).serialize(
+                mask=False, extensions=[]
+            )
+            for i, piece in enumerate(pieces)
+        )
+        for ws in list(self.clients):
+            ws.transport.write(wire)
 
     def drop_connections(self) -> None:
         for ws in list(self.clients):

@@ -280,3 +280,33 @@ async def test_a_frame_beyond_the_websocket_limit_is_dead_lettered_and_the_feed_
         await async_wait_for(recovered, 5)
         ((_fields, letter),) = dead_letters(client)
         assert letter.reason == "oversized" and "1024" not in letter.detail and "16384" in letter.detail
+
+
+async def test_a_fragmented_message_is_assembled_and_one_above_the_limit_is_refused(
+    tmp_path: Path, venue: FakeVenue, valkey: ValkeyHandle
+) -> None:
+    """Binance sends whole frames, but the protocol allows continuations: they are joined (up to the same limit
+    as a single frame) before decoding."""
+    client = valkey.client()
+    async with running_collector(config_for(tmp_path, venue, valkey, max_frame_bytes=1024)) as c:
+        await wait_ready(c)
+        venue.publish("BTCUSDT", 1, bbo=False)
+        (trade,) = [venue.make_trade("BTCUSDT")]
+        venue.send_fragmented(venue.trade_frame(trade), parts=4)
+        venue.publish("BTCUSDT", 1, bbo=False)
+
+        async def three() -> bool:
+            return trade_ids(client, "BTCUSDT") == [1, 2, 3]
+
+        await async_wait_for(three, 5, what="the fragmented trade between two whole ones")
+        assert dead_letters(client) == [] and c.totals.reconnects == 0
+
+        venue.send_fragmented(b"y" * 20_000, parts=10)  # each frame is small; the message is above 16 x 1024
+        venue.publish("BTCUSDT", 2, bbo=False)
+
+        async def recovered() -> bool:
+            return complete(client, venue, "BTCUSDT") and c.totals.reconnects == 1
+
+        await async_wait_for(recovered, 5, what="reconnected and caught up after the refused message")
+        ((_fields, letter),) = dead_letters(client)
+        assert letter.reason == "oversized" and "16384" in letter.detail
