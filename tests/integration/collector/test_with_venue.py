@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -17,11 +16,6 @@ from tests.integration.collector.helpers import dead_letters, trade_ids
 from tests.integration.collector.test_process import NotifySocket, stats
 from tests.support.platform import TestPlatform as Platform
 from tests.support.waiting import wait_for
-
-pytestmark = pytest.mark.skipif(
-    not (Path(__file__).parents[3] / "src/hftops/venue/__main__.py").exists(),
-    reason="the simulated venue is not there yet",
-)
 
 
 def spawn(module: str, platform: Platform, **env: str) -> subprocess.Popen[bytes]:
