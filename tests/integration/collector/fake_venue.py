@@ -175,6 +175,12 @@ class FakeVenue:
         for ws in list(self.clients):
             ws.transport.write(wire)
 
+    def send_continuation(self, payload: bytes) -> None:
+        """A final continuation frame with no message before it (a protocol error), to every client."""
+        wire = Frame(Opcode.CONT, payload, fin=True).serialize(mask=False, extensions=[])
+        for ws in list(self.clients):
+            ws.transport.write(wire)
+
     def drop_connections(self) -> None:
         for ws in list(self.clients):
             ws.transport.abort()

@@ -310,3 +310,20 @@ async def test_a_fragmented_message_is_assembled_and_one_above_the_limit_is_refu
         await async_wait_for(recovered, 5, what="reconnected and caught up after the refused message")
         ((_fields, letter),) = dead_letters(client)
         assert letter.reason == "oversized" and "16384" in letter.detail
+
+
+async def test_a_stray_continuation_frame_is_a_protocol_error_the_collector_reconnects_and_backfills(
+    tmp_path: Path, venue: FakeVenue, valkey: ValkeyHandle
+) -> None:
+    client = valkey.client()
+    async with running_collector(config_for(tmp_path, venue, valkey)) as c:
+        await wait_ready(c)
+        venue.publish("BTCUSDT", 2, bbo=False)
+        venue.send_continuation(b"orphan")
+        venue.publish("BTCUSDT", 2, bbo=False)  # may be lost with the connection: REST has them
+
+        async def recovered() -> bool:
+            return complete(client, venue, "BTCUSDT") and c.totals.reconnects == 1
+
+        await async_wait_for(recovered, 5, what="reconnected after the protocol error and backfilled")
+        assert trade_ids(client, "BTCUSDT") == [1, 2, 3, 4]

@@ -88,7 +88,10 @@ class _FrameListener(WSListener):
             self._close(transport, WSCloseCode.MESSAGE_TOO_BIG, "frame above the limit")
             return
         if msg_type is WSMsgType.TEXT or msg_type is WSMsgType.BINARY:
-            if frame.fin and not self._parts:
+            if self._parts:  # RFC 6455: no new message before the fragmented one ends
+                self._close(transport, WSCloseCode.PROTOCOL_ERROR, "a new message inside a fragmented one")
+                return
+            if frame.fin:
                 if self._gate.is_set():  # paused or stopping: what arrives now is backfilled later
                     self._on_frame(frame.get_payload_as_bytes())
                 return
@@ -96,7 +99,8 @@ class _FrameListener(WSListener):
             self._parts_size = frame.payload_size
         elif msg_type is WSMsgType.CONTINUATION:
             if not self._parts:
-                return  # a continuation of nothing: the protocol layer has already complained
+                self._close(transport, WSCloseCode.PROTOCOL_ERROR, "a continuation frame with no message to continue")
+                return
             self._parts.append(frame.get_payload_as_bytes())
             self._parts_size += frame.payload_size
             if self._parts_size > self._owner.max_size:
