@@ -18,6 +18,7 @@ from hftops.control.audit import AuditLog
 from hftops.control.pidfiles import PidFiles
 from tests.integration.control.fakes import managed_platform
 from tests.support.cli import trading
+from tests.support.processes import process_gone
 from tests.support.waiting import wait_for
 
 
@@ -44,7 +45,7 @@ def test_a_component_ignoring_sigterm_is_killed_after_the_timeout(tmp_path: Path
             and forced[0]["args"]["pid"] == pid
             and forced[0]["args"]["component"] == "collector"
         )
-        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        assert process_gone(pid)
         assert trading(platform, "start", env=env).returncode == 0  # the next start works
         # emergency-stop does not wait for a SIGTERM that will be ignored
         assert trading(platform, "emergency-stop", "--yes", env=env).returncode == 0
@@ -98,7 +99,7 @@ def test_stop_works_through_pid_files_when_the_supervisor_died(tmp_path: Path) -
         assert "PID files" in stopped.stdout
         for name in ("redis", "venue", "collector", "recorder"):
             pid = status["components"][name]["pid"]
-            assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+            assert process_gone(pid)
         assert [e["event"] for e in AuditLog(DataPaths(platform.config.data_dir).audit).entries()][
             -1
         ] == "STATE_SNAPSHOT"

@@ -14,6 +14,7 @@ from hftops.config.paths import DataPaths
 from hftops.control.audit import AuditLog
 from tests.integration.control.fakes import managed_platform
 from tests.support.cli import trading
+from tests.support.processes import process_gone
 
 
 def _events(platform) -> list[str]:  # type: ignore[no-untyped-def]
@@ -75,7 +76,7 @@ def test_start_status_double_start_stop(tmp_path: Path) -> None:
         )
         for name in ("redis", "venue", "collector", "recorder"):
             pid = comps[name]["pid"]
-            assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+            assert process_gone(pid)
 
         stopped = trading(platform, "stop", env=env)
         assert stopped.returncode == 0, stopped.stdout + stopped.stderr
@@ -110,7 +111,7 @@ def test_logs_snapshot_and_emergency_stop_through_the_cli(tmp_path: Path) -> Non
         assert time.monotonic() - t0 < 3  # the kill itself is bounded by 1 s; the rest is CLI start-up
         for name in ("venue", "collector", "recorder"):
             pid = status["components"][name]["pid"]
-            assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+            assert process_gone(pid)
         latch = json.loads((DataPaths(platform.config.data_dir).state / "autonomy_latch.json").read_text())
         assert latch["mode"] == "HALT" and latch["by"] == "dave"
         after = json.loads(trading(platform, "status", "--json", env=env).stdout)

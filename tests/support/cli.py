@@ -9,9 +9,8 @@ import subprocess
 import sys
 from typing import Any
 
-import psutil
-
 from tests.support.platform import TestPlatform
+from tests.support.processes import process_gone
 from tests.support.waiting import wait_for
 
 TRADING = [sys.executable, "-m", "hftops.cli.main"]
@@ -56,7 +55,7 @@ def component_pid(platform: TestPlatform, name: str) -> int | None:
 def kill9(pid: int) -> None:
     os.kill(pid, signal.SIGKILL)
     wait_for(
-        lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
+        lambda: process_gone(pid),
         timeout_s=5,
         what=f"pid {pid} gone after SIGKILL",
     )

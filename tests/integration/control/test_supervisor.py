@@ -7,13 +7,12 @@ import json
 import time
 from pathlib import Path
 
-import psutil
-
 from hftops.control.latch import latch_path, restarts_blocked
 from hftops.control.runner import RunState
 from hftops.control.shutdown_plan import ShutdownPlan
 from tests.integration.control.conftest import Sleeps, events, make_config
 from tests.integration.control.fakes import fake_env
+from tests.support.processes import process_gone
 from tests.support.waiting import async_wait_for
 
 
@@ -87,7 +86,7 @@ async def test_ignored_sigterm_is_killed_after_the_timeout(tmp_path: Path, valke
     assert 0.9 <= report.steps[0]["duration_s"] <= 3.0 and took < 10
     forced = events(config, "FORCED_KILL")
     assert len(forced) == 1 and forced[0]["args"]["pid"] == pid
-    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert process_gone(pid)
 
 
 async def test_lost_heartbeat_is_treated_as_a_crash(tmp_path: Path, valkey, supervisors) -> None:
@@ -170,7 +169,7 @@ async def test_emergency_stop_kills_within_a_second_and_blocks_restarts(
     assert time.monotonic() - t0 < 1.0
     assert sorted(result["killed"]) == ["collector", "recorder"]
     for pid in pids:
-        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        assert process_gone(pid)
     latch = json.loads(latch_path(sup.paths).read_text())
     assert latch["mode"] == "HALT" and latch["reason"] == "manual_operator" and latch["by"] == "alice"
     assert restarts_blocked(sup.paths)
