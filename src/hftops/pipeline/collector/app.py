@@ -81,13 +81,7 @@ def build_collector(config: Config, log: structlog.stdlib.BoundLogger | None = N
     return Collector(settings, decoder, writer, history, log, clock=clock, rest_rows=venue.trade_stream)
 
 
-# The writer thread must get the GIL back within a fraction of the 5 ms hop budget once its reply is in; the
-# interpreter's default lets the decoding thread keep it for 5 ms.
-GIL_SWITCH_INTERVAL_S = 0.0005
-
-
 async def run(config: Config) -> int:
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     paths = DataPaths(config.data_dir)
     log = configure_logging(SOURCE, paths.log, config.log.level, config.log.max_bytes, config.log.backups)
     collector = build_collector(config, log)

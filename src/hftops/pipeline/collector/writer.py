@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import queue
-import threading
+import functools
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, NamedTuple, cast
+from dataclasses import dataclass
+from typing import Any
 
 import hiredis
-import redis
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
+from hftops.bus.resp import Replies, RespConnection, pack_command
 from hftops.model.market import BATCH_ENCODER
 from hftops.model.streams import (
     DLQ_STREAM,
@@ -35,11 +37,8 @@ from hftops.pipeline.collector.batcher import Chunk, Key
 from hftops.pipeline.collector.ingest import DeadLetterFields
 
 STATS_HASH = "ops:stats"
-# hiredis's stub types the argument as a 1-tuple; it takes any tuple of str / bytes / int / float.
-pack_command = cast(Callable[[tuple[Any, ...]], bytes], hiredis.pack_command)
 _MULTI = pack_command((b"MULTI",))
 _EXEC = pack_command((b"EXEC",))
-_INFO_SERVER = pack_command((b"INFO", b"server"))
 MAX_WRITES_PER_TX = 64  # writes that queued during one round trip and go together in the next
 
 
@@ -57,58 +56,43 @@ def redis_client(url: str, timeout_s: float, single_connection: bool) -> aioredi
     )
 
 
-def write_connection(url: str, timeout_s: float) -> redis.connection.AbstractConnection:
-    """The transaction connection: blocking, used only by the writer thread; it connects on first use and
-    again after any failure (a restarted server breaks it)."""
-    pool = redis.ConnectionPool.from_url(
-        url,
-        socket_connect_timeout=timeout_s,
-        socket_timeout=timeout_s,
-        retry=redis.retry.Retry(redis.backoff.NoBackoff(), 0),
-        health_check_interval=0,
-        decode_responses=False,
-    )
-    return cast(redis.connection.AbstractConnection, pool.make_connection())
-
-
 class WriteAbandoned(Exception):
     """A write queued behind one that failed: not sent, so nothing after a failure can land before it."""
 
 
-class _Tx(NamedTuple):
-    packed: bytes  # the write's commands in the Redis protocol, without MULTI / EXEC
+@dataclass(slots=True)
+class _Job:
+    packed: bytes  # the commands in the Redis protocol (a write's without MULTI / EXEC)
     commands: int
-    future: asyncio.Future[tuple[int, int]]
-
-
-class _Call(NamedTuple):
-    fn: Callable[[], Any]
     future: asyncio.Future[Any]
+    write: bool  # a write (abandoned after a failure) or the read of the server state (which clears it)
 
 
 class BusWriter:
     """Writes flushed chunks as stream entries: one entry per chunk, no MAXLEN, cursor in the same MULTI.
 
-    The transactions run on a thread of their own with a blocking connection. On the event loop a reply
-    waits until the task decoding a burst of frames gives the loop back, so every hop carried that wait
-    (the transaction's round trip was 2-3 ms at 20,000 msg/s against 0.35 ms for a PING). On its own thread
-    the reply is read as soon as it arrives, and its time is the moment the rows were known to be in Redis.
+    The writes go over a RespConnection on the event loop: `submit` packs and, when nothing is on the wire,
+    sends at once; the reply is handled in the callback that reads it. (A writer thread with a blocking
+    connection cost two thread hand-offs per write, each a wake-up that waits for a CPU on a busy box.)
 
-    `submit` only queues, so a due batch leaves from the frame that made it due, even while the event loop
-    works through a backlog of frames. Writes queued while one is in flight go together as the next
-    transaction (group commit). They are applied in the order submitted; after a failure every queued write
-    fails with `WriteAbandoned` until `server_state` has been read again, so no write ever lands after one
-    before it failed (a stored cursor never passes rows that are not in Redis).
+    One transaction is on the wire at a time. Writes submitted meanwhile go together as the next one
+    (group commit), sent from the reply of the one before. They are applied in the order submitted; after
+    a failure every queued write fails with `WriteAbandoned` until `server_state` has been read again, so no
+    write ever lands after one before it failed (a stored cursor never passes rows that are not in Redis).
     """
 
     def __init__(self, url: str, venue: str, wall_ns: Callable[[], int] = time.time_ns, timeout_s: float = 2.0) -> None:
         self.url = url
         self.venue = venue
         self.cursor_key = collector_cursor_key(venue)
+        self._server_state = pack_command((b"INFO", b"server")) + pack_command((b"HGETALL", self.cursor_key))
         self._wall_ns = wall_ns
-        self._conn = write_connection(url, timeout_s)
-        self._jobs: queue.SimpleQueue[_Tx | _Call | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._conn = RespConnection(url, timeout_s)
+        self._queue: deque[_Job] = deque()
+        self._sending: list[_Job] | None = None  # the group on the wire
+        self._connecting = False
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._failed: Exception | None = None  # the last write's failure, until server_state succeeds
         self._aux = redis_client(url, timeout_s, single_connection=False)
         self._keys: dict[Key, str] = {}
@@ -125,7 +109,9 @@ class BusWriter:
         """Queue one atomic write; its future gives (round trip ns, wall ns of the reply) or the redis / OS
         error (`WriteAbandoned` for a write queued behind a failed one). Retrying is the caller's."""
         future: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
-        self._put(_Tx(*self._pack(chunks, dead_letters, cursors), future))
+        packed, commands = self._pack(chunks, dead_letters, cursors)
+        self._queue.append(_Job(packed, commands, future, write=True))
+        self._pump()
         return future
 
     def _pack(
@@ -166,105 +152,80 @@ class BusWriter:
     async def server_state(self) -> tuple[str, dict[str, int]]:
         """(run_id, stored cursor) read over the write connection, after every write queued before it; once
         it succeeds, writes are sent again after a failure."""
-        future: asyncio.Future[tuple[str, dict[str, int]]] = asyncio.get_running_loop().create_future()
-        self._put(_Call(self._server_state, future))
-        return await future
-
-    def _put(self, job: _Tx | _Call) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="redis-tx", daemon=True)
-            self._thread.start()
-        self._jobs.put(job)
-
-    # --- the writer thread ---------------------------------------------------------------------------------
-
-    def _run(self) -> None:
-        jobs = self._jobs
-        job = jobs.get()
-        while job is not None:
-            if isinstance(job, _Call):
-                self._call(job)
-                job = jobs.get()
-                continue
-            group = [job]
-            job = None
-            # Group commit: writes that queued up during the last round trip share the next one.
-            while len(group) < MAX_WRITES_PER_TX:
-                try:
-                    job = jobs.get_nowait()
-                except queue.Empty:
-                    job = None
-                    break
-                if not isinstance(job, _Tx):
-                    break
-                group.append(job)
-                job = None
-            self._transaction(group)
-            if job is None:
-                job = jobs.get()
-
-    def _transaction(self, group: list[_Tx]) -> None:
-        if self._failed is not None:
-            abandoned = WriteAbandoned(f"not sent: an earlier write failed ({self._failed!r})")
-            for tx in group:
-                _resolve(tx.future, None, abandoned)
-            return
-        try:
-            result = self._execute(group)
-        except Exception as exc:
-            self._failed = exc
-            for tx in group:
-                _resolve(tx.future, None, exc)
-            return
-        for tx in group:
-            _resolve(tx.future, result, None)
-
-    def _execute(self, group: list[_Tx]) -> tuple[int, int]:
-        """One MULTI/EXEC holding every write of the group; (round trip ns, wall ns of the reply)."""
-        conn = self._conn
-        sent_ns = time.monotonic_ns()
-        try:
-            conn.send_packed_command([_MULTI, *(tx.packed for tx in group), _EXEC], check_health=False)
-            queued_error: ResponseError | None = None
-            for _ in range(1 + sum(tx.commands for tx in group)):  # +OK, then +QUEUED per command
-                try:
-                    conn.read_response()
-                except ResponseError as exc:
-                    queued_error = queued_error or exc  # read on: the EXEC reply must still be consumed
-            try:
-                replies = conn.read_response()
-            except ResponseError as exc:  # EXECABORT: nothing of the transaction was applied
-                raise queued_error or exc from None
-        except BaseException:
-            conn.disconnect()  # whatever was half read, the next write starts on a fresh connection
-            raise
-        acked_ns = self._wall_ns()
-        errors = [reply for reply in replies or () if isinstance(reply, Exception)]
-        if replies is None or errors:
-            raise ResponseError(f"transaction not applied in full: {errors[:3] or 'EXEC returned nil'}")
-        return time.monotonic_ns() - sent_ns, acked_ns
-
-    def _call(self, job: _Call) -> None:
-        try:
-            result = job.fn()
-        except Exception as exc:
-            _resolve(job.future, None, exc)
-        else:
-            _resolve(job.future, result, None)
-
-    def _server_state(self) -> tuple[str, dict[str, int]]:
-        conn = self._conn
-        try:
-            conn.send_packed_command([_INFO_SERVER, pack_command((b"HGETALL", self.cursor_key))], check_health=False)
-            info = conn.read_response()
-            raw = conn.read_response()
-        except BaseException:
-            conn.disconnect()
-            raise
-        self._failed = None
+        future: asyncio.Future[Replies] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Job(self._server_state, 2, future, write=False))
+        self._pump()
+        info, raw = await future
         run_id = next((line[7:] for line in info.splitlines() if line.startswith(b"run_id:")), b"")
         cursor = dict(zip(raw[::2], raw[1::2], strict=True)) if isinstance(raw, list) else raw
         return run_id.decode(), _parse_cursor(cursor)
+
+    # --- the wire ------------------------------------------------------------------------------------------
+
+    def _pump(self) -> None:
+        """Send what is queued, unless something is on the wire (its reply calls this again)."""
+        queue = self._queue
+        while self._sending is None and queue and not self._connecting:
+            head = queue[0]
+            if head.write and self._failed is not None:
+                queue.popleft()
+                _settle(head.future, WriteAbandoned(f"not sent: an earlier write failed ({self._failed!r})"))
+                continue
+            if not self._conn.connected:
+                self._connecting = True
+                asyncio.get_running_loop().create_task(self._connect())
+                return
+            if head.write:
+                group = [queue.popleft()]
+                while len(group) < MAX_WRITES_PER_TX and queue and queue[0].write:
+                    group.append(queue.popleft())
+                payload = b"".join((_MULTI, *(job.packed for job in group), _EXEC))
+                replies = 2 + sum(job.commands for job in group)  # +OK, +QUEUED per command, the EXEC reply
+            else:
+                group = [queue.popleft()]
+                payload, replies = head.packed, head.commands
+            self._sending = group
+            self._idle.clear()
+            sent_ns = time.monotonic_ns()
+            self._conn.request(payload, replies, functools.partial(self._answered, group, sent_ns=sent_ns))
+        if self._sending is None and not queue and not self._connecting:
+            self._idle.set()
+
+    async def _connect(self) -> None:
+        try:
+            await self._conn.connect()
+        except Exception as exc:
+            self._connecting = False
+            if self._queue:
+                self._fail([self._queue.popleft()], exc)
+        else:
+            self._connecting = False
+        self._pump()
+
+    def _answered(self, group: list[_Job], got: Replies | Exception, sent_ns: int) -> None:
+        self._sending = None
+        if isinstance(got, Exception):
+            self._fail(group, got)
+        elif not group[0].write:
+            self._failed = None
+            problem = next((r for r in got if isinstance(r, hiredis.ReplyError)), None)
+            _settle(group[0].future, ResponseError(str(problem)) if problem else got)
+        else:
+            acked_ns = self._wall_ns()
+            error = _transaction_error(got)
+            if error is not None:
+                self._fail(group, error)
+            else:
+                result = (time.monotonic_ns() - sent_ns, acked_ns)
+                for job in group:
+                    _settle(job.future, result)
+        self._pump()
+
+    def _fail(self, group: list[_Job], exc: Exception) -> None:
+        if any(job.write for job in group):
+            self._failed = exc
+        for job in group:
+            _settle(job.future, exc)
 
     async def read_cursor(self) -> dict[str, int]:
         return _parse_cursor(await self._aux.hgetall(self.cursor_key))
@@ -280,29 +241,36 @@ class BusWriter:
         await self._aux.hset(STATS_HASH, component, snapshot)
 
     async def aclose(self) -> None:
-        if self._thread is not None:
-            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._jobs.put(_Call(self._conn.disconnect, future))
-            self._jobs.put(None)
-            with contextlib.suppress(Exception):  # a client of a dead server must not stop a shutdown
-                await asyncio.wait_for(future, 1.0)
+        with contextlib.suppress(TimeoutError):  # a dead server must not hold up a shutdown
+            await asyncio.wait_for(self._idle.wait(), 1.0)
+        self._conn.close()
+        closed = RedisConnectionError("the writer was closed")
+        while self._queue:
+            _settle(self._queue.popleft().future, closed)
         with contextlib.suppress(Exception):
             await self._aux.aclose()
 
 
-def _resolve(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    """From the writer thread: settle `future` on its event loop (gone at shutdown: nobody waits then)."""
+def _transaction_error(replies: Replies) -> ResponseError | None:
+    """Why a MULTI/EXEC was not applied in full, or None. A command refused while queueing makes EXEC abort
+    the whole transaction (EXECABORT); a command failing inside EXEC leaves the others applied."""
+    queued_error = next((r for r in replies[:-1] if isinstance(r, hiredis.ReplyError)), None)
+    executed = replies[-1]
+    if isinstance(executed, hiredis.ReplyError):
+        return ResponseError(str(queued_error or executed))
+    errors = [r for r in executed or () if isinstance(r, hiredis.ReplyError)]
+    if executed is None or errors:
+        return ResponseError(f"transaction not applied in full: {errors[:3] or 'EXEC returned nil'}")
+    return None
 
-    def settle() -> None:
-        if future.done():
-            return
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)
 
-    with contextlib.suppress(RuntimeError):
-        future.get_loop().call_soon_threadsafe(settle)
+def _settle(future: asyncio.Future[Any], outcome: Any) -> None:
+    if future.done():
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
 
 
 def _parse_cursor(raw: Mapping[Any, Any]) -> dict[str, int]:
