@@ -54,6 +54,12 @@ def test_start_status_double_start_stop(tmp_path: Path) -> None:
             os.getpriority(os.PRIO_PROCESS, t.id) == 5 for t in psutil.Process(comps["recorder"]["pid"]).threads()
         )
         assert psutil.Process(comps["collector"]["pid"]).nice() == 0
+        # Each component leads a session; where the kernel shares the CPU between session autogroups first,
+        # the group carries the niceness too (else a niced recorder took as much CPU as one at 0).
+        autogroup = Path(f"/proc/{comps['recorder']['pid']}/autogroup")
+        if autogroup.exists():
+            assert autogroup.read_text().split()[-2:] == ["nice", "5"]
+            assert Path(f"/proc/{comps['collector']['pid']}/autogroup").read_text().split()[-2:] == ["nice", "0"]
         assert comps["engine"]["state"] == "disabled"
         assert status["redis"]["reachable"]
 

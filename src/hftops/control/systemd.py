@@ -40,6 +40,20 @@ def quote(arg: str) -> str:
     return '"' + escaped.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+# The kernel's sched_prio_to_weight: the CPU weight of nice -20 .. 19 (nice 0 is 1024).
+_NICE_WEIGHT = (
+    88761, 71755, 56483, 46273, 36291, 29154, 23254, 18705, 14949, 11916,
+    9548, 7620, 6100, 4904, 3906, 3121, 2501, 1991, 1586, 1277,
+    1024, 820, 655, 526, 423, 335, 272, 215, 172, 137,
+    110, 87, 70, 56, 45, 36, 29, 23, 18, 15,
+)
+
+
+def cpu_weight(nice: int) -> int:
+    """systemd's CPUWeight (default 100, range 1-10000) giving a unit the share of a process at `nice`."""
+    return max(1, min(10000, round(100 * _NICE_WEIGHT[nice + 20] / 1024)))
+
+
 def default_dir(user: bool) -> Path:
     if user:
         base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
@@ -96,7 +110,10 @@ def _unit(
     if comp.cpu_affinity:
         service.append("CPUAffinity=" + " ".join(str(c) for c in comp.cpu_affinity))
     if comp.nice:
+        # Each unit has a cgroup of its own, and Nice= weighs only inside it; CPUWeight= is what the kernel
+        # compares between units (the share the niceness would give among processes).
         service.append(f"Nice={comp.nice}")
+        service.append(f"CPUWeight={cpu_weight(comp.nice)}")
     if not user:
         service.append(f"User={getpass.getuser()}")
     install = ["", "[Install]", f"WantedBy={TARGET}"]
@@ -168,6 +185,7 @@ _ALLOWED: dict[str, set[str]] = {
         "SendSIGKILL",
         "CPUAffinity",
         "Nice",
+        "CPUWeight",
         "User",
     },
     "Install": {"WantedBy"},
@@ -237,4 +255,7 @@ def check_unit(name: str, text: str, known_units: set[str]) -> list[str]:
         nice = values.get("Service.Nice")
         if nice is not None and not (nice.lstrip("-").isdigit() and -20 <= int(nice) <= 19):
             problems.append(f"{name}: Nice {nice!r} is not a niceness from -20 to 19")
+        weight = values.get("Service.CPUWeight")
+        if weight is not None and not (weight.isdigit() and 1 <= int(weight) <= 10000):
+            problems.append(f"{name}: CPUWeight {weight!r} is not a weight from 1 to 10000")
     return problems

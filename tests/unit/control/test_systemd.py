@@ -87,3 +87,14 @@ def test_systemd_analyze_verify_accepts_the_units(tmp_path: Path) -> None:
     # verify only warns about many mistakes; any line naming one of our files is a failure
     ours = [line for line in (result.stdout + result.stderr).splitlines() if str(out) in line]
     assert result.returncode == 0 and not ours, result.stdout + result.stderr
+
+
+def test_a_niced_unit_gets_the_matching_cpu_weight_and_the_recorder_yields_by_default(tmp_path: Path) -> None:
+    # Nice= weighs only inside a unit's own cgroup; CPUWeight= is what the kernel compares between units.
+    assert [systemd.cpu_weight(n) for n in (-20, 0, 3, 10, 19)] == [8668, 100, 51, 11, 1]
+    units = {u.name: _values(u) for u in _units(tmp_path, user=True)}
+    collector, recorder = units["hftops-collector.service"], units["hftops-recorder.service"]
+    assert (collector["Service.Nice"], collector["Service.CPUWeight"]) == ("3", "51")
+    assert (recorder["Service.Nice"], recorder["Service.CPUWeight"]) == ("10", "11")  # the default
+    assert "Service.Nice" not in units["hftops-engine.service"]
+    assert "Service.CPUWeight" not in units["hftops-redis.service"]
