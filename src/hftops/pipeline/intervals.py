@@ -91,6 +91,19 @@ class IdRanges:
         self._lo[start:end] = [lo]
         self._hi[start:end] = [hi]
 
+    def extend_ascending(self, ids: Iterable[int]) -> None:
+        """Add ids given in strictly increasing order, every one above the current maximum (the caller
+        checked both): one pass, no search."""
+        lo_list, hi_list = self._lo, self._hi
+        last = hi_list[-1] if hi_list else None
+        for value in ids:
+            if last is not None and value == last + 1:
+                hi_list[-1] = value
+            else:
+                lo_list.append(value)
+                hi_list.append(value)
+            last = value
+
     # -- queries ------------------------------------------------------------------------------------
 
     def contains(self, value: int) -> bool:

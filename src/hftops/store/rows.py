@@ -7,6 +7,7 @@ symbol) and suffix (ingest time), so the hot path costs one encode per row and n
 from __future__ import annotations
 
 import base64
+import functools
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -30,8 +31,14 @@ _MS_MIN, _MS_MAX = 946_684_800_000, 4_102_444_800_000  # 2000-01-01 .. 2100-01-0
 _UINT64_MAX = 2**64 - 1
 
 
+@functools.lru_cache(maxsize=4096)
 def _prefix(venue: str, symbol: str) -> bytes:
     return _JSON.encode([venue, symbol])[:-1] + b","
+
+
+@functools.lru_cache(maxsize=16)
+def _suffix(ingest_us: int) -> bytes:
+    return b",%d]" % ingest_us
 
 
 def market_lines(
@@ -39,9 +46,9 @@ def market_lines(
 ) -> list[bytes]:
     """One line per row, columns as ddl.TRADE_INSERT_COLUMNS / BBO_INSERT_COLUMNS (kind decides)."""
     prefix = _prefix(venue, symbol)
-    suffix = b"," + str(ingest_us).encode() + b"]"
+    suffix = _suffix(ingest_us)
     encode = _JSON.encode
-    return [prefix + encode(row)[1:-1] + suffix for row in rows]
+    return [b"%s%s%s" % (prefix, encode(row)[1:-1], suffix) for row in rows]
 
 
 def dead_letter_line(entry_id: str, letter: DeadLetter, ingest_us: int) -> bytes:

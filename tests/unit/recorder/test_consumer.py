@@ -7,7 +7,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from hftops.pipeline.recorder.consumer import StreamConsumer, trim_acknowledged
+from hftops.pipeline.recorder.consumer import StreamConsumer, trim_acknowledged, trim_all_acknowledged
 
 
 async def test_trim_keeps_everything_some_group_has_not_acknowledged(valkey: Any) -> None:
@@ -32,6 +32,25 @@ async def test_trim_keeps_everything_some_group_has_not_acknowledged(valkey: Any
         assert await trim_acknowledged(redis, "s") == 4
         assert await redis.xlen("s") == 0
         assert await trim_acknowledged(redis, "missing") == 0
+    finally:
+        await redis.aclose()
+
+
+async def test_trimming_every_stream_at_once_gives_each_its_own_floor(valkey: Any) -> None:
+    redis = aioredis.Redis.from_url(valkey.url)
+    try:
+        a = [await redis.xadd("a", {"i": i}) for i in range(5)]
+        b = [await redis.xadd("b", {"i": i}) for i in range(5)]
+        await redis.xadd("no-group", {"i": 0})
+        for stream in ("a", "b"):
+            await redis.xgroup_create(stream, "recorder", id="0")
+            await redis.xreadgroup("recorder", "c", {stream: ">"}, count=5)
+        await redis.xack("a", "recorder", *a)  # a: all acknowledged
+        await redis.xack("b", "recorder", *b[:2])  # b: pending from b[2]
+        trimmed = await trim_all_acknowledged(redis, ["a", "b", "no-group", "missing"])
+        assert trimmed == {"a": 5, "b": 2, "no-group": 0, "missing": 0}
+        assert [e[0] for e in await redis.xrange("b")] == b[2:]
+        assert await redis.xlen("no-group") == 1
     finally:
         await redis.aclose()
 

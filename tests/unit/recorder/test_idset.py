@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -94,3 +96,25 @@ def test_before_loading_every_row_is_rechecked() -> None:
     registry = IdRegistry()
     result = registry.filter(KEY, rows([5, 6]), 5, True, IdRanges())
     assert result.recheck == [5, 6]
+
+
+@given(st.lists(st.integers(-5, 60), max_size=20))
+def test_strictly_increasing_agrees_with_comparing_neighbours(ids: list[int]) -> None:
+    assert strictly_increasing(ids) == all(a < b for a, b in itertools.pairwise(ids))
+
+
+@given(st.lists(st.sets(st.integers(1, 400), min_size=1, max_size=12), min_size=1, max_size=6), st.booleans())
+def test_the_fast_path_collects_gapped_ids_exactly(groups: list[set[int]], pass_ids: bool) -> None:
+    """Book ids with gaps (Binance `u`), each entry above the last: kept whole, every id collected once."""
+    registry = loaded({0})
+    batch = IdRanges()
+    top = 0
+    collected: set[int] = set()
+    for group in groups:
+        ids = sorted(top + i for i in group)  # strictly increasing, all above everything seen
+        top = ids[-1]
+        result = registry.filter(KEY, rows(ids), ids[0], True, batch, ids if pass_ids else None)
+        assert [r.trade_id for r in result.rows] == ids and result.duplicates == 0
+        collected |= set(ids)
+    assert set(batch.ids()) == collected
+    assert all(hi + 1 < lo for (_, hi), (lo, _) in itertools.pairwise(batch.ranges()))

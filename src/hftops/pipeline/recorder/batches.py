@@ -143,7 +143,7 @@ def build_jobs(
             table = TABLE_OF_KIND[entry.key.kind]
             stats.header_mismatches += entry.header_mismatch
             seen = kept_ids[table].setdefault(entry.key, IdRanges())
-            filtered = registry.filter(entry.key, entry.rows, entry.lo, entry.ordered, seen)
+            filtered = registry.filter(entry.key, entry.rows, entry.lo, entry.ordered, seen, entry.ids)
             stats.duplicates[table] += filtered.duplicates
             if filtered.recheck:
                 recheck[table].setdefault(entry.key, []).extend(filtered.recheck)

@@ -166,28 +166,53 @@ def next_id(raw: bytes | str) -> str:
 
 
 async def trim_acknowledged(redis: aioredis.Redis, stream: str) -> int:
+    return (await trim_all_acknowledged(redis, [stream]))[stream]
+
+
+async def trim_all_acknowledged(redis: aioredis.Redis, streams: Sequence[str]) -> dict[str, int]:
     """XTRIM MINID below the oldest entry some group has not acknowledged; never below unread data.
 
     For each group that point is its oldest pending entry, or (nothing pending) the entry after its
-    last-delivered id. A stream without groups is left alone: nobody has acknowledged anything.
+    last-delivered id. A stream without groups is left alone: nobody has acknowledged anything. Three
+    pipelined round trips for all streams (group info, pending summaries, trims) instead of two or three
+    per stream. A floor read before a trim can only be too low by the time it lands, never too high.
     """
-    try:
-        groups = await redis.xinfo_groups(stream)
-    except ResponseError as exc:
-        if "no such key" in str(exc).lower():
-            return 0
-        raise
-    if not groups:
-        return 0
-    floor: tuple[int, int] | None = None
-    for group in groups:
-        if int(group.get("pending") or 0) > 0:
-            summary = await redis.xpending(stream, group["name"])
-            point = parse_id(summary["min"]) if summary.get("min") else parse_id(next_id(group["last-delivered-id"]))
-        else:
-            point = parse_id(next_id(group["last-delivered-id"]))
-        floor = point if floor is None else min(floor, point)
-    assert floor is not None
-    if floor <= (0, 1):
-        return 0
-    return int(await redis.xtrim(stream, minid=f"{floor[0]}-{floor[1]}", approximate=False))
+    async with redis.pipeline(transaction=False) as pipe:
+        for stream in streams:
+            pipe.xinfo_groups(stream)
+        infos = await pipe.execute(raise_on_error=False)
+    floors: dict[str, tuple[int, int] | None] = {}
+    pending: list[tuple[str, str, Any]] = []  # (stream, group, group info) whose oldest pending entry is needed
+    for stream, groups in zip(streams, infos, strict=True):
+        if isinstance(groups, ResponseError) and "no such key" in str(groups).lower():
+            groups = []
+        elif isinstance(groups, Exception):
+            raise groups
+        floors[stream] = None
+        for group in groups:
+            if int(group.get("pending") or 0) > 0:
+                pending.append((stream, group["name"], group))
+            else:
+                floors[stream] = _lower(floors[stream], parse_id(next_id(group["last-delivered-id"])))
+    if pending:
+        async with redis.pipeline(transaction=False) as pipe:
+            for stream, name, _ in pending:
+                pipe.xpending(stream, name)
+            summaries = await pipe.execute()
+        for (stream, _, group), summary in zip(pending, summaries, strict=True):
+            oldest = summary["min"] if summary.get("min") else next_id(group["last-delivered-id"])
+            floors[stream] = _lower(floors[stream], parse_id(oldest))
+    trimmed = dict.fromkeys(streams, 0)
+    due = [(stream, floor) for stream, floor in floors.items() if floor is not None and floor > (0, 1)]
+    if due:
+        async with redis.pipeline(transaction=False) as pipe:
+            for stream, (ms, seq) in due:
+                pipe.xtrim(stream, minid=f"{ms}-{seq}", approximate=False)
+            results = await pipe.execute()
+        for (stream, _), count in zip(due, results, strict=True):
+            trimmed[stream] = int(count)
+    return trimmed
+
+
+def _lower(current: tuple[int, int] | None, point: tuple[int, int]) -> tuple[int, int]:
+    return point if current is None else min(current, point)

@@ -39,6 +39,7 @@ class MdEntry:
     entry_id: bytes
     key: Key
     rows: list[TradeRow] | list[BboRow]
+    ids: list[int]  # the rows' venue ids, in row order
     lo: int
     hi: int
     ordered: bool  # ids strictly increasing: the fast path of the id registry applies
@@ -158,8 +159,10 @@ def decode_entry(stream: str, entry_id: bytes, fields: Fields, redelivered: bool
     ids = [row.trade_id for row in rows] if kind is MdKind.TRADE else [row.update_id for row in rows]  # type: ignore[union-attr]
     ordered = strictly_increasing(ids)
     lo, hi = (ids[0], ids[-1]) if ordered else (min(ids), max(ids))
-    header = (_int_field(fields, _F_COUNT), _int_field(fields, _F_LO), _int_field(fields, _F_HI))
-    return MdEntry(stream, entry_id, key, rows, lo, hi, ordered, header != (len(rows), lo, hi), redelivered)
+    # The header as the collector writes it (canonical decimal text); compared as bytes, nothing parsed.
+    get = fields.get
+    mismatch = get(_F_COUNT) != b"%d" % len(ids) or get(_F_LO) != b"%d" % lo or get(_F_HI) != b"%d" % hi
+    return MdEntry(stream, entry_id, key, rows, ids, lo, hi, ordered, mismatch, redelivered)
 
 
 def decode_event_entry(stream: str, entry_id: bytes, fields: Fields, redelivered: bool = False) -> Entry:

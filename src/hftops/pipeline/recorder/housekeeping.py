@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 from hftops.config.schema import RecorderConfig
 from hftops.lifecycle import notify_watchdog
 from hftops.model.components import RECORDER
-from hftops.pipeline.recorder.consumer import trim_acknowledged
+from hftops.pipeline.recorder.consumer import trim_all_acknowledged
 from hftops.pipeline.recorder.flags import RunFlags
 from hftops.pipeline.recorder.guard import DiskGuard
 from hftops.pipeline.recorder.metrics import RecorderMetrics
@@ -90,11 +90,10 @@ class Housekeeper:
 
     async def trim(self) -> None:
         try:
-            for stream in self.streams:
-                trimmed = await trim_acknowledged(self.redis, stream)
-                if trimmed:
-                    self.metrics.trimmed.inc(trimmed)
-                    self.metrics.tallies.trimmed_entries += trimmed
+            trimmed = sum((await trim_all_acknowledged(self.redis, self.streams)).values())
+            if trimmed:
+                self.metrics.trimmed.inc(trimmed)
+                self.metrics.tallies.trimmed_entries += trimmed
         except (RedisError, OSError) as exc:
             self.metrics.redis_error()
             self.log.debug("trim_skipped", error=str(exc))

@@ -8,7 +8,6 @@ below the resulting `floor` are checked against the database instead (only old d
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -85,18 +84,28 @@ class IdRegistry:
     # -- filtering -------------------------------------------------------------------------------
 
     def filter(
-        self, key: Key, rows: Sequence[TradeRow] | Sequence[BboRow], lo: int, ordered: bool, batch: IdRanges
+        self,
+        key: Key,
+        rows: Sequence[TradeRow] | Sequence[BboRow],
+        lo: int,
+        ordered: bool,
+        batch: IdRanges,
+        row_ids: Sequence[int] | None = None,
     ) -> Filtered:
         """Keep rows not yet durable and not earlier in this batch; `batch` collects what is kept.
 
         Fast path: an entry whose ids are strictly increasing and all above everything known needs no
-        per-row look-up.
+        per-row look-up. `row_ids`, when given, are the rows' ids in order (saves reading them again).
         """
         ids = self.ids(key)
         batch_top = batch.max if batch.max is not None else -1
         if self.loaded and ordered and lo > ids.top() and lo > batch_top:
-            batch.add_range(lo, _id(rows[-1])) if _contiguous(rows, lo) else _add_each(batch, rows)
-            return Filtered(list(rows), 0, [])  # type: ignore[arg-type]
+            hi = _id(rows[-1])
+            if hi - lo + 1 == len(rows):
+                batch.add_range(lo, hi)
+            else:
+                batch.extend_ascending(row_ids if row_ids is not None else map(_id, rows))
+            return Filtered(rows if isinstance(rows, list) else list(rows), 0, [])  # type: ignore[arg-type]
         kept: list[TradeRow | BboRow] = []
         recheck: list[int] = []
         duplicates = 0
@@ -158,16 +167,11 @@ class IdRegistry:
         }
 
 
-def _contiguous(rows: Sequence[TradeRow] | Sequence[BboRow], lo: int) -> bool:
-    return _id(rows[-1]) - lo + 1 == len(rows)
-
-
-def _add_each(target: IdRanges, rows: Sequence[TradeRow] | Sequence[BboRow]) -> None:
-    for row in rows:
-        target.add(_id(row))
-
-
 def strictly_increasing(ids: Sequence[int]) -> bool:
-    if ids and ids[-1] - ids[0] == len(ids) - 1 and list(ids) == list(range(ids[0], ids[-1] + 1)):
-        return True  # the common case, sequential trade ids, checked in C
-    return all(a < b for a, b in itertools.pairwise(ids))
+    """Checked in C: sequential ids (trades) against a range, gapped ones (Binance book `u`) by sorting."""
+    if not ids:
+        return True
+    ids = ids if isinstance(ids, list) else list(ids)
+    if ids[-1] - ids[0] == len(ids) - 1 and ids == list(range(ids[0], ids[-1] + 1)):
+        return True
+    return ids == sorted(ids) and len(set(ids)) == len(ids)
