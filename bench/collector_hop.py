@@ -10,13 +10,18 @@ Beside it, on the same valkey from one Python process:
   ceiling - pipelined XADD, one message per entry (what one process can push into Redis at all)
   naive   - one awaited XADD per message (the obvious producer, one round trip per message)
 
-Usage: .venv/bin/python bench/collector_hop.py [--rates 20000,50000] [--seconds 10] [--symbols 10]
+--noise N repeats each rate with N busy-looping processes at nice 19 beside it: the lowest priority the
+scheduler has, so in principle they only take what nobody else wants. How much the hop still moves is how
+much this host's scheduler lets unrelated load into the collector's wake-ups.
+
+Usage: .venv/bin/python bench/collector_hop.py [--rates 20000,50000] [--seconds 10] [--symbols 10] [--noise 1]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -26,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -259,6 +265,20 @@ def run_rate(tmp: Path, redis_url: str, rate: float, seconds: float, symbols: li
             client.delete(key)
 
 
+@contextlib.contextmanager
+def spinners(count: int) -> Iterator[None]:
+    """`count` processes spinning at nice 19 for the duration of the block."""
+    procs = [
+        subprocess.Popen([sys.executable, "-c", "import os\nos.nice(19)\nwhile True: pass"]) for _ in range(count)
+    ]
+    try:
+        yield
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -266,6 +286,7 @@ def main() -> None:
     parser.add_argument("--rates", default="20000,50000")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--symbols", type=int, default=10)
+    parser.add_argument("--noise", type=int, default=0, help="also run each rate beside N nice-19 busy loops")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--rate", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -288,7 +309,11 @@ def main() -> None:
         try:
             wait_until_ready(url)
             ceiling, naive = xadd_rates(url, 2.0)
-            results = [run_rate(tmp, url, float(r), args.seconds, symbols) for r in args.rates.split(",")]
+            results = []
+            for rate in args.rates.split(","):
+                for noise in sorted({0, args.noise}):
+                    with spinners(noise):
+                        results.append({**run_rate(tmp, url, float(rate), args.seconds, symbols), "noise": noise})
         finally:
             valkey.terminate()
             valkey.wait(timeout=10)
@@ -309,6 +334,8 @@ def main() -> None:
             notes.append(f"dlq={r['dlq']}")
         if r["gaps"]:
             notes.append(f"gaps={r['gaps']}")
+        if r["noise"]:
+            notes.append(f"beside {r['noise']} busy loop(s) at nice 19")
         print(
             f"{r['rate']:>12,.0f} {r['forwarded_per_s']:>12,.0f} {r['entries_per_s']:>10,.0f} "
             f"{r['p50']:>6.2f}ms {r['p99']:>6.2f}ms {r['p99_worst']:>7.2f}ms {r['max']:>6.2f}ms "
