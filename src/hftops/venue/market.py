@@ -17,7 +17,11 @@ from hftops.venue.process import BookProcess, TradeProcess
 from hftops.venue.symbols import SymbolSpec
 from hftops.venue.wire import decimal_texts
 
-MAX_CATCH_UP_S = 0.1  # after a stall, catch up at most this much time (a venue does not replay an outage)
+# After a stall of the simulator's own loop (a busy box, a GC pause) it makes up at most this much time, over
+# as many ticks as MAX_TICK_MESSAGES needs: a hiccup is replayed as the burst a network delay would have made,
+# an outage is not. At 0.1 s, and with the shortfall of a capped tick dropped instead of carried, a 50,000
+# msg/s run on a busy 2-core box published 49,300/s.
+MAX_CATCH_UP_S = 0.5
 MAX_TICK_MESSAGES = 4000  # bounds one tick's work so REST and admin stay responsive at any rate
 
 log = structlog.get_logger("venue")
@@ -119,9 +123,13 @@ class Market:
             self._last = now
             return None
         rate = self.schedule.rate_at(now)
-        elapsed = min(now - self._last, MAX_CATCH_UP_S, MAX_TICK_MESSAGES / rate)
-        self._last = now
-        if self.paused or self.faults.is_down(now) or elapsed <= 0:
+        if self.paused or self.faults.is_down(now):
+            self._last = now  # nothing is owed for a pause or an outage
+            return None
+        behind = min(now - self._last, MAX_CATCH_UP_S)
+        elapsed = min(behind, MAX_TICK_MESSAGES / rate)
+        self._last = now - (behind - elapsed)  # what a capped tick could not generate is owed to the next
+        if elapsed <= 0:
             return None
         trade_rate, book_rate = rate * (1 - self.bbo_share) * elapsed, rate * self.bbo_share * elapsed
         tick = Tick(time_ms)

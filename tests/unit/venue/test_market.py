@@ -6,7 +6,7 @@ from pathlib import Path
 
 from hftops.venue.faults import FaultBook, FaultRequest
 from hftops.venue.ground_truth import GroundTruth
-from hftops.venue.market import Market, RateSchedule
+from hftops.venue.market import MAX_CATCH_UP_S, MAX_TICK_MESSAGES, Market, RateSchedule
 from hftops.venue.symbols import spec_for
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "XRPUSDT")
@@ -137,4 +137,17 @@ def test_a_stall_is_not_replayed_as_a_flood(tmp_path: Path) -> None:
     market.step(clock.now, 0)
     clock.now += 30.0  # the loop was stuck for 30 s
     tick = market.step(clock.now, 0)
-    assert tick is not None and tick.messages <= 1000 * 0.1 + 3
+    assert tick is not None and tick.messages <= 1000 * MAX_CATCH_UP_S + 3
+    assert sum(t.messages for t in _run(market, clock, 0.1)) <= 100 + 3  # and nothing more is owed after it
+
+
+def test_a_hiccup_is_made_up_over_the_next_ticks_within_the_tick_cap(tmp_path: Path) -> None:
+    clock = Clock()
+    market = _market(tmp_path, clock, rate=50_000)
+    market.step(clock.now, 0)
+    generated = sum(t.messages for t in _run(market, clock, 0.2))
+    clock.now += 0.3  # the simulator's loop did not run for 300 ms
+    ticks = _run(market, clock, 0.5)
+    generated += sum(t.messages for t in ticks)
+    assert abs(generated - 50_000) <= 10  # 1 s of market time, all of it published
+    assert max(t.messages for t in ticks) <= MAX_TICK_MESSAGES + 20
