@@ -152,9 +152,10 @@ class ApiConfig(Section):
 
 # On a shared box the collector's hop and the engine's reaction wait for a CPU whenever the throughput side
 # is busy. The recorder batches (150 ms) and the simulated venue only stands in for an exchange: both yield.
-# bench/pipeline_e2e.py at 20,000 msg/s, same host: every component at 0, collector hop p99 <= 30 ms and
-# e2e p99 416-718 ms; recorder and venue at 10, hop p99 <= 8 ms and e2e p99 227 ms, nothing falling behind.
-DEFAULT_NICE: dict[str, int] = {"recorder": 10, "venue": 10}
+# bench/pipeline_e2e.py, same host: every component at 0, 20,000 msg/s: hop p99 <= 30 ms, e2e p99 416-718 ms.
+# Recorder 5, venue 10: hop p99 <= 10 ms, e2e p99 228 ms; 50,000 msg/s: e2e p99 570 ms. Recorder at 10 kept the
+# hop as low but fell 7-10 s behind at 50,000 msg/s (no loss: Redis held it).
+DEFAULT_NICE: dict[str, int] = {"recorder": 5, "venue": 10}
 
 
 class ComponentConfig(Section):
@@ -165,7 +166,7 @@ class ComponentConfig(Section):
         ge=-20,
         le=19,
         description="scheduling niceness, applied to the process and its session's autogroup (higher yields the "
-        "CPU to the others; below 0 needs CAP_SYS_NICE); unset: 10 for the batching recorder and the simulated "
+        "CPU to the others; below 0 needs CAP_SYS_NICE); unset: 5 for the batching recorder, 10 for the simulated "
         "venue, 0 for the rest",
     )
     stop_timeout_s: float = Field(10.0, gt=0, description="SIGTERM to SIGKILL grace period")

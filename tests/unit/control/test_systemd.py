@@ -95,6 +95,6 @@ def test_a_niced_unit_gets_the_matching_cpu_weight_and_the_recorder_yields_by_de
     units = {u.name: _values(u) for u in _units(tmp_path, user=True)}
     collector, recorder = units["hftops-collector.service"], units["hftops-recorder.service"]
     assert (collector["Service.Nice"], collector["Service.CPUWeight"]) == ("3", "51")
-    assert (recorder["Service.Nice"], recorder["Service.CPUWeight"]) == ("10", "11")  # the default
+    assert (recorder["Service.Nice"], recorder["Service.CPUWeight"]) == ("5", "33")  # the default
     assert "Service.Nice" not in units["hftops-engine.service"]
     assert "Service.CPUWeight" not in units["hftops-redis.service"]
