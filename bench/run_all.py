@@ -16,8 +16,9 @@ HERE = Path(__file__).resolve().parent
 
 BENCHES: dict[str, list[str]] = {
     "venue": ["venue_rate.py", "--rates", "20000,60000,100000,200000"],
-    "collector": ["collector_hop.py", "--rates", "20000,50000"],
+    "collector": ["collector_hop.py", "--rates", "20000,50000", "--noise", "1"],
     "recorder": ["recorder_outage.py", "--outage", "30"],
+    "recorder_path": ["recorder_path.py", "--rows", "1,4,16"],
     "pipeline": ["pipeline_e2e.py", "--rates", "20000,50000,80000,100000", "--duration", "60"],
     "control": ["stop_under_load.py", "--rate", "20000", "--rounds", "3"],
     "emergency": ["emergency_stop.py", "--rate", "20000", "--rounds", "3"],

@@ -21,6 +21,10 @@ class Delivered:
     deliveries: int = 1  # times delivered to this group, per XPENDING (1 for a first delivery)
 
 
+def _as_is(response: Any, **_options: Any) -> Any:
+    return response
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -42,6 +46,10 @@ class StreamConsumer:
         claim_idle_ms: int,
     ) -> None:
         self.redis = redis
+        # XREADGROUP replies as hiredis parsed them: redis-py's callback rebuilds every entry in Python (a
+        # tuple, a dict of its fields), about a third of what reading the bus cost per entry. Same pool.
+        self._raw = aioredis.Redis(connection_pool=redis.connection_pool)
+        self._raw.set_response_callback("XREADGROUP", _as_is)
         self.streams = list(streams)
         self.group = group
         self.consumer = consumer
@@ -60,7 +68,7 @@ class StreamConsumer:
 
     async def read_new(self, count: int, block_ms: int) -> list[Delivered]:
         try:
-            response: Any = await self.redis.xreadgroup(
+            response: Any = await self._raw.xreadgroup(
                 self.group, self.consumer, dict.fromkeys(self.streams, ">"), count=count, block=max(1, block_ms)
             )
         except ResponseError as exc:
@@ -70,10 +78,12 @@ class StreamConsumer:
             raise
         out: list[Delivered] = []
         self.saturated = False
-        for stream, entries in response or []:
+        for stream, entries in response.items() if isinstance(response, dict) else response or ():
             name = _text(stream)
             self.saturated = self.saturated or len(entries) >= count
-            out.extend(Delivered(name, entry_id, fields) for entry_id, fields in entries)
+            for entry_id, flat in entries:
+                pairs = iter(flat or ())  # nil: the entry was deleted while pending
+                out.append(Delivered(name, entry_id, dict(zip(pairs, pairs, strict=False))))
         return out
 
     async def own_pending(self) -> AsyncIterator[list[Delivered]]:
