@@ -85,12 +85,12 @@ class BusWriter:
         self.url = url
         self.venue = venue
         self.cursor_key = collector_cursor_key(venue)
-        self._server_state = pack_command((b"INFO", b"server")) + pack_command((b"HGETALL", self.cursor_key))
+        self._state_request = pack_command((b"INFO", b"server")) + pack_command((b"HGETALL", self.cursor_key))
         self._wall_ns = wall_ns
         self._conn = RespConnection(url, timeout_s)
         self._queue: deque[_Job] = deque()
         self._sending: list[_Job] | None = None  # the group on the wire
-        self._connecting = False
+        self._connecting: asyncio.Task[None] | None = None  # held: the loop keeps only weak references to tasks
         self._idle = asyncio.Event()
         self._idle.set()
         self._failed: Exception | None = None  # the last write's failure, until server_state succeeds
@@ -153,7 +153,7 @@ class BusWriter:
         """(run_id, stored cursor) read over the write connection, after every write queued before it; once
         it succeeds, writes are sent again after a failure."""
         future: asyncio.Future[Replies] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Job(self._server_state, 2, future, write=False))
+        self._queue.append(_Job(self._state_request, 2, future, write=False))
         self._pump()
         info, raw = await future
         run_id = next((line[7:] for line in info.splitlines() if line.startswith(b"run_id:")), b"")
@@ -165,15 +165,14 @@ class BusWriter:
     def _pump(self) -> None:
         """Send what is queued, unless something is on the wire (its reply calls this again)."""
         queue = self._queue
-        while self._sending is None and queue and not self._connecting:
+        while self._sending is None and queue and self._connecting is None:
             head = queue[0]
             if head.write and self._failed is not None:
                 queue.popleft()
                 _settle(head.future, WriteAbandoned(f"not sent: an earlier write failed ({self._failed!r})"))
                 continue
             if not self._conn.connected:
-                self._connecting = True
-                asyncio.get_running_loop().create_task(self._connect())
+                self._connecting = asyncio.get_running_loop().create_task(self._connect(), name="redis-connect")
                 return
             if head.write:
                 group = [queue.popleft()]
@@ -188,18 +187,18 @@ class BusWriter:
             self._idle.clear()
             sent_ns = time.monotonic_ns()
             self._conn.request(payload, replies, functools.partial(self._answered, group, sent_ns=sent_ns))
-        if self._sending is None and not queue and not self._connecting:
+        if self._sending is None and not queue and self._connecting is None:
             self._idle.set()
 
     async def _connect(self) -> None:
         try:
             await self._conn.connect()
         except Exception as exc:
-            self._connecting = False
+            self._connecting = None
             if self._queue:
                 self._fail([self._queue.popleft()], exc)
         else:
-            self._connecting = False
+            self._connecting = None
         self._pump()
 
     def _answered(self, group: list[_Job], got: Replies | Exception, sent_ns: int) -> None:
@@ -243,6 +242,8 @@ class BusWriter:
     async def aclose(self) -> None:
         with contextlib.suppress(TimeoutError):  # a dead server must not hold up a shutdown
             await asyncio.wait_for(self._idle.wait(), 1.0)
+        if self._connecting is not None:
+            self._connecting.cancel()
         self._conn.close()
         closed = RedisConnectionError("the writer was closed")
         while self._queue:
