@@ -1,15 +1,17 @@
-"""The collector's pipelined Redis connection against a real Valkey: the URL's user, password, database and
-unix socket are honoured, and a server that stops answering fails what is on the wire instead of hanging."""
+"""The collector's pipelined Redis connection against a real Valkey: the URL's user, password, database, TLS
+and unix socket are honoured, and a server that stops answering fails what is on the wire instead of hanging."""
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 import subprocess
 from pathlib import Path
 
 import hiredis
 import pytest
 import redis
+import trustme
 
 from hftops.bus.resp import Replies, RespConnection, pack_command
 from hftops.bus.valkey_server import ValkeySpec, wait_until_ready
@@ -103,3 +105,38 @@ async def test_a_stopped_server_fails_the_connection_and_a_new_one_works(valkey:
     await conn.connect()
     assert await ask(conn, (b"PING",)) == [b"PONG"]
     conn.close()
+
+
+async def test_a_rediss_url_speaks_tls_and_verifies_the_server(valkey: ValkeyHandle, tmp_path: Path) -> None:
+    """The bundled Valkey has no TLS, so a TLS terminator in front of it stands in for a TLS server."""
+    authority = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(server_context)
+    ca_file = tmp_path / "ca.pem"
+    authority.cert_pem.write_to_path(str(ca_file))
+
+    async def terminate(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", valkey.port)
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            while data := await src.read(1 << 16):
+                dst.write(data)
+                await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer), return_exceptions=True)
+
+    server = await asyncio.start_server(terminate, "127.0.0.1", 0, ssl=server_context)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        conn = RespConnection(f"rediss://127.0.0.1:{port}/2?ssl_ca_certs={ca_file}", timeout_s=2)
+        await conn.connect()
+        assert await ask(conn, (b"SET", b"over", b"tls")) == [b"OK"]
+        conn.close()
+        assert redis.Redis.from_url(f"redis://127.0.0.1:{valkey.port}/2").get("over") == b"tls"
+        untrusted = RespConnection(f"rediss://127.0.0.1:{port}/0", timeout_s=2)  # the system CAs only
+        with pytest.raises(redis.ConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
+            await untrusted.connect()
+    finally:
+        server.close()
+        await server.wait_closed()
