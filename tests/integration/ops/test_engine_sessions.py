@@ -185,6 +185,8 @@ async def test_a_trading_day_close_through_the_engine(world: World) -> None:
             "next_at": "2026-11-23T08:30:00+08:00",
         }
         assert sessions["crypto"]["phase"] == "OPEN"
+        # The event reaches its stream after the phase changed in memory: wait for it, then compare the lot.
+        await until(lambda: "CLOSED" in [e.to_phase for e in session_events(world)], 10, "the CLOSED event")
         assert [e.to_phase for e in session_events(world) if e.track == "stock"] == [
             "OPEN",
             "CLOSE_ONLY",
