@@ -27,6 +27,9 @@ import redis.asyncio as aioredis
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))
+
+from tests.support.ports import free_port  # noqa: E402
 
 from hftops.bus.valkey_server import ValkeySpec, start_valkey, wait_until_ready  # noqa: E402
 from hftops.model.market import BboRow, TradeRow  # noqa: E402
@@ -140,7 +143,7 @@ def main() -> None:
     parser.add_argument("--rows", default="1,4,16", help="rows per entry, comma-separated")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="hftops-bench-") as tmp:
-        spec = ValkeySpec(port=_free_port(), data_dir=Path(tmp) / "valkey")
+        spec = ValkeySpec(port=free_port(), data_dir=Path(tmp) / "valkey")
         valkey = start_valkey(spec, log_path=Path(tmp) / "valkey.log")
         url = f"redis://127.0.0.1:{spec.port}/0"
         try:
@@ -155,14 +158,6 @@ def main() -> None:
         print(f"{rows:>10} {r['entries']:>8,.0f} {r['ceiling']:>8.1f} {r['recorder']:>9.1f} {r['naive']:>8.1f} "
               f"{r['recorder'] / rows:>13.2f}")
     print("ceiling: XREADGROUP + XACK only; naive: each row to a dict and json.dumps; all include read and ack")
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 if __name__ == "__main__":
