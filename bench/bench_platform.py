@@ -26,8 +26,9 @@ def _pinning(enabled: bool) -> dict[str, dict[str, list[int]]]:
 
 
 def _components(environ: dict[str, str] | os._Environ[str]) -> dict[str, dict[str, Any]]:
-    """Per-component settings from HFT_BENCH_ENGINE, HFT_BENCH_PIN, HFT_BENCH_NICE ("recorder=10,venue=5") and
-    HFT_BENCH_CPUS ("collector=0,recorder=1,venue=1,redis=0+1"). Any other setting: HFT_BENCH_SET
+    """Per-component settings from HFT_BENCH_ENGINE, HFT_BENCH_PIN, HFT_BENCH_NICE ("recorder=10,venue=5"),
+    HFT_BENCH_RT ("collector=10,redis=10": SCHED_FIFO priorities) and HFT_BENCH_CPUS
+    ("collector=0,recorder=1,venue=1,redis=0+1"). Any other setting: HFT_BENCH_SET
     ("collector.flush_ms=1,recorder.batch_max_ms=100", values in YAML)."""
     components: dict[str, dict[str, Any]] = {"engine": {"enabled": environ.get("HFT_BENCH_ENGINE") == "1"}}
     for name, settings in _pinning(environ.get("HFT_BENCH_PIN") == "1").items():
@@ -35,6 +36,9 @@ def _components(environ: dict[str, str] | os._Environ[str]) -> dict[str, dict[st
     for item in filter(None, environ.get("HFT_BENCH_NICE", "").split(",")):
         name, _, value = item.partition("=")
         components.setdefault(name.strip(), {})["nice"] = int(value)
+    for item in filter(None, environ.get("HFT_BENCH_RT", "").split(",")):  # "collector=10,redis=10"
+        name, _, value = item.partition("=")
+        components.setdefault(name.strip(), {})["realtime_priority"] = int(value)
     for item in filter(None, environ.get("HFT_BENCH_CPUS", "").split(",")):  # "collector=0,recorder=1"
         name, _, cores = item.partition("=")
         components.setdefault(name.strip(), {})["cpu_affinity"] = [int(c) for c in cores.split("+")]

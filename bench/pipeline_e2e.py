@@ -8,6 +8,7 @@ transaction's round trip, and a PING to the same Valkey from outside during the 
 
     .venv/bin/python bench/pipeline_e2e.py                      # 20k and 50k msg/s, 60 s each
     .venv/bin/python bench/pipeline_e2e.py --rates 20000,50000,80000,100000 --duration 30
+    .venv/bin/python bench/pipeline_e2e.py --rates 20000 --realtime collector=10,redis=10   # SCHED_FIFO
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -269,7 +271,12 @@ def main() -> None:
     parser.add_argument("--rates", default="20000,50000")
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--symbols", type=int, default=10)
+    parser.add_argument("--realtime", default="", metavar="collector=10,redis=10",
+                        help="SCHED_FIFO priorities per component (supervisor.components.<name>.realtime_priority)")
     args = parser.parse_args()
+    if args.realtime:
+        os.environ["HFT_BENCH_RT"] = args.realtime
+    print(f"scheduling: {args.realtime or 'the defaults (fair class; recorder nice 5, venue nice 10)'}")
     with tempfile.TemporaryDirectory(prefix="hftops-bench-") as tmp:
         platform = Platform(Path(tmp), args.symbols)
         started = time.monotonic()

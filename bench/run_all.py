@@ -20,6 +20,8 @@ BENCHES: dict[str, list[str]] = {
     "recorder": ["recorder_outage.py", "--outage", "30"],
     "recorder_path": ["recorder_path.py", "--rows", "1,4,16"],
     "pipeline": ["pipeline_e2e.py", "--rates", "20000,50000,80000,100000", "--duration", "60"],
+    "pipeline_rt": ["pipeline_e2e.py", "--rates", "20000,50000", "--duration", "60", "--realtime",
+                    "collector=10,redis=10"],
     "control": ["stop_under_load.py", "--rate", "20000", "--rounds", "3"],
     "emergency": ["emergency_stop.py", "--rate", "20000", "--rounds", "3"],
     "gates": ["gate_chain.py"],

@@ -12,6 +12,7 @@ import psutil
 
 from hftops.config.paths import DataPaths
 from hftops.control.audit import AuditLog
+from hftops.control.sched import realtime_allowed
 from tests.integration.control.fakes import managed_platform
 from tests.support.cli import trading
 from tests.support.processes import process_gone
@@ -22,7 +23,11 @@ def _events(platform) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 def test_start_status_double_start_stop(tmp_path: Path) -> None:
-    overrides = {"supervisor": {"components": {"collector": {"cpu_affinity": [0]}, "recorder": {"nice": 5}}}}
+    components: dict[str, dict[str, object]] = {"collector": {"cpu_affinity": [0]}, "recorder": {"nice": 5}}
+    realtime = realtime_allowed(10)[0]  # CAP_SYS_NICE (CI runs as root); without: tests/unit/control/test_sched.py
+    if realtime:
+        components["redis"] = {"realtime_priority": 10}  # the real valkey-server, which starts threads at boot
+    overrides = {"supervisor": {"components": components}}
     with managed_platform(tmp_path, overrides) as (platform, env):
         t0 = time.monotonic()
         started = trading(platform, "start", env=env, timeout=60)
@@ -60,6 +65,13 @@ def test_start_status_double_start_stop(tmp_path: Path) -> None:
         if autogroup.exists():
             assert autogroup.read_text().split()[-2:] == ["nice", "5"]
             assert Path(f"/proc/{comps['collector']['pid']}/autogroup").read_text().split()[-2:] == ["nice", "0"]
+        assert comps["recorder"]["scheduling"] == "nice 5" and comps["collector"]["scheduling"] == "nice 0"
+        if realtime:  # every thread, also those started before the supervisor could set the first one
+            valkey = psutil.Process(comps["redis"]["pid"])
+            assert len(valkey.threads()) > 1
+            assert all(os.sched_getscheduler(t.id) == os.SCHED_FIFO and os.sched_getparam(t.id).sched_priority == 10
+                       for t in valkey.threads())
+            assert comps["redis"]["scheduling"] == "fifo 10"
         assert comps["engine"]["state"] == "disabled"
         assert status["redis"]["reachable"]
 

@@ -49,8 +49,26 @@ def check_config(config: Config) -> CheckReport:
     _check_valkey(config, report)
     _check_sessions(config, report)
     _check_autonomy(config, report)
+    _check_scheduling(config, report)
     report.summary = summarise(config)
     return report
+
+
+def _check_scheduling(config: Config, report: CheckReport) -> None:
+    """A realtime priority this user cannot set fails the component's start: say so now, and what to change."""
+    from hftops.control.sched import realtime_allowed, rt_throttled
+
+    wanted = {name: c.realtime_priority for name, c in config.supervisor.components.items() if c.realtime_priority}
+    for name, priority in sorted(wanted.items()):
+        allowed, why = realtime_allowed(priority)
+        if not allowed:
+            report.errors.append(
+                f"supervisor.components.{name}.realtime_priority {priority}: {why}; run the platform with "
+                f"CAP_SYS_NICE or `ulimit -r {priority}` (LimitRTPRIO= under systemd), or remove the key")
+    if wanted and not rt_throttled():
+        report.warnings.append(
+            f"supervisor.components: {sorted(wanted)} run on SCHED_FIFO and kernel.sched_rt_runtime_us is -1: one "
+            "that never sleeps would own its CPU with nothing to stop it; keep the kernel default (950000)")
 
 
 def _check_autonomy(config: Config, report: CheckReport) -> None:

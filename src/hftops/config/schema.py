@@ -169,6 +169,14 @@ class ComponentConfig(Section):
         "CPU to the others; below 0 needs CAP_SYS_NICE); unset: 5 for the batching recorder, 10 for the simulated "
         "venue, 0 for the rest",
     )
+    realtime_priority: int | None = Field(
+        None,
+        ge=1,
+        le=99,
+        description="run every thread on SCHED_FIFO at this priority: woken, it preempts the fair class at once "
+        "(the collector's hop on a busy box; README: Sharing the CPUs); needs CAP_SYS_NICE or RLIMIT_RTPRIO; a "
+        "process that never sleeps then owns a CPU, bounded only by kernel.sched_rt_runtime_us; unset: normal",
+    )
     stop_timeout_s: float = Field(10.0, gt=0, description="SIGTERM to SIGKILL grace period")
 
 

@@ -7,9 +7,12 @@ from typing import Any
 
 import psutil
 
+from hftops.control.sched import describe
+
 
 def process_facts(pid: int | None, *, detailed: bool = False) -> dict[str, Any]:
-    """uptime_s, rss_bytes, cpu_affinity (and, detailed, open files, connections, threads); {} if gone."""
+    """uptime_s, rss_bytes, cpu_affinity, scheduling ('nice 5', 'fifo 10') (and, detailed, open files,
+    connections, threads); {} if gone."""
     if not pid:
         return {}
     try:
@@ -19,6 +22,7 @@ def process_facts(pid: int | None, *, detailed: bool = False) -> dict[str, Any]:
                 "uptime_s": round(max(0.0, time.time() - proc.create_time()), 3),
                 "rss_bytes": proc.memory_info().rss,
                 "cpu_affinity": proc.cpu_affinity() if hasattr(proc, "cpu_affinity") else None,
+                "scheduling": describe(pid),
             }
             if detailed:
                 facts["vms_bytes"] = proc.memory_info().vms

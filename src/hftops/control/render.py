@@ -44,7 +44,7 @@ def status_view(status: dict[str, Any]) -> RenderableType:
     if sup.get("restarts_blocked"):
         head.append("   automatic restarts blocked (emergency stop): `trading start` resumes", "bold red")
     comps = Table(title="components", title_justify="left", expand=False)
-    for col in ("component", "state", "pid", "uptime", "rss", "cpus", "restarts", "watchdog", "detail"):
+    for col in ("component", "state", "pid", "uptime", "rss", "cpus", "sched", "restarts", "watchdog", "detail"):
         comps.add_column(col, justify="left" if col in ("component", "state", "detail") else "right")
     for name, c in status["components"].items():
         uptime = "" if c.get("uptime_s") is None else f"{c['uptime_s']:.0f}s"
@@ -56,6 +56,7 @@ def status_view(status: dict[str, Any]) -> RenderableType:
             uptime,
             _mb(c.get("rss_bytes")),
             cpus,
+            str(c.get("scheduling") or ""),
             str(c.get("restarts") if c.get("restarts") is not None else ""),
             str(c.get("watchdog") or ""),
             str(c.get("detail") or "")[:60],

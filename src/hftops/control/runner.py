@@ -20,18 +20,7 @@ from hftops.config.schema import Config
 from hftops.control.notify import NotifySocket
 from hftops.control.pidfiles import PidFiles
 from hftops.control.registry import ComponentSpec, Readiness
-
-
-def set_autogroup_nice(pid: int, nice: int) -> None:
-    """Give `pid`'s scheduling autogroup the niceness too. Every component starts in a session of its own,
-    and where the kernel groups sessions (sched_autogroup_enabled, the default of most distributions) it
-    shares the CPU between the groups first: a process's own niceness then weighs only against its own
-    threads, and a recorder at nice 5 took as much CPU from the collector as one at 0. No autogroups, no-op."""
-    path = Path(f"/proc/{pid}/autogroup")
-    if not path.exists():
-        return
-    path.write_text(f"{nice}\n")
-
+from hftops.control.sched import set_autogroup_nice, set_realtime
 
 _REDIS_PROBE_S = 0.05
 _REDIS_HEARTBEAT_S = 1.0
@@ -192,6 +181,7 @@ class ProcessRunner:
             self._apply_scheduling(self._proc.pid)
             self.pidfiles.write(self.name, self._proc.pid, supervisor_pid=os.getpid())
             await self._await_ready(ready_timeout_s)
+            self._apply_realtime(self._proc.pid)  # again: threads started before they could inherit it
         except (StartFailed, ProcessLookupError, OSError) as exc:
             await self.stop(min(self.config.component(self.name).stop_timeout_s, 5.0))
             self.state = RunState.FAILED
@@ -205,8 +195,8 @@ class ProcessRunner:
             self._heartbeat_task = asyncio.create_task(self._redis_heartbeat(), name="redis-heartbeat")
 
     def _apply_scheduling(self, pid: int) -> None:
-        """CPU affinity and niceness (of the process and of its session's autogroup), right after the spawn:
-        the child has no thread yet, and every thread it starts inherits both."""
+        """CPU affinity, niceness (of the process and of its session's autogroup) and a realtime priority,
+        right after the spawn: the child has hardly a thread yet, and every thread it starts inherits them."""
         component = self.config.component(self.name)
         if component.nice:
             try:
@@ -235,6 +225,21 @@ class ProcessRunner:
                     f"supervisor.components.{self.name}.cpu_affinity {list(cpus)} "
                     f"cannot be applied: {exc.strerror}",
                 ) from exc
+        self._apply_realtime(pid)
+
+    def _apply_realtime(self, pid: int) -> None:
+        priority = self.config.component(self.name).realtime_priority
+        if priority is None:
+            return
+        try:
+            set_realtime(pid, priority)
+        except PermissionError as exc:
+            raise StartFailed(
+                self.name,
+                f"supervisor.components.{self.name}.realtime_priority {priority} cannot be applied: {exc.strerror} "
+                f"(SCHED_FIFO needs CAP_SYS_NICE or an RLIMIT_RTPRIO of at least {priority}: `ulimit -r {priority}`, "
+                "LimitRTPRIO= in systemd; or remove the key)",
+            ) from exc
 
     async def _await_ready(self, timeout_s: float) -> None:
         assert self._exit_task is not None

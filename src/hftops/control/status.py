@@ -56,6 +56,7 @@ def offline_status(config: Config, *, with_ledger: bool = True) -> dict[str, Any
                 "uptime_s": None,
                 "rss_bytes": None,
                 "cpu_affinity": None,
+                "scheduling": None,
                 "restarts": 0,
                 "watchdog": "n/a",
             }
@@ -69,6 +70,7 @@ def offline_status(config: Config, *, with_ledger: bool = True) -> dict[str, Any
             "uptime_s": facts.get("uptime_s"),
             "rss_bytes": facts.get("rss_bytes"),
             "cpu_affinity": facts.get("cpu_affinity"),
+            "scheduling": facts.get("scheduling"),
             "restarts": None,
             "watchdog": "unsupervised" if record else "n/a",
         }

@@ -352,6 +352,7 @@ class Supervisor:
                     "uptime_s": None,
                     "rss_bytes": None,
                     "cpu_affinity": None,
+                "scheduling": None,
                     "restarts": 0,
                     "watchdog": "n/a",
                 }
@@ -365,6 +366,7 @@ class Supervisor:
                 "uptime_s": facts.get("uptime_s"),
                 "rss_bytes": facts.get("rss_bytes"),
                 "cpu_affinity": facts.get("cpu_affinity"),
+                "scheduling": facts.get("scheduling"),
                 "configured_affinity": list(self.config.component(name).cpu_affinity) or None,
             }
         return out

@@ -114,6 +114,9 @@ def _unit(
         # compares between units (the share the niceness would give among processes).
         service.append(f"Nice={comp.nice}")
         service.append(f"CPUWeight={cpu_weight(comp.nice)}")
+    if comp.realtime_priority is not None:
+        service.append("CPUSchedulingPolicy=fifo")
+        service.append(f"CPUSchedulingPriority={comp.realtime_priority}")
     if not user:
         service.append(f"User={getpass.getuser()}")
     install = ["", "[Install]", f"WantedBy={TARGET}"]
@@ -186,6 +189,8 @@ _ALLOWED: dict[str, set[str]] = {
         "CPUAffinity",
         "Nice",
         "CPUWeight",
+        "CPUSchedulingPolicy",
+        "CPUSchedulingPriority",
         "User",
     },
     "Install": {"WantedBy"},
@@ -258,4 +263,10 @@ def check_unit(name: str, text: str, known_units: set[str]) -> list[str]:
         weight = values.get("Service.CPUWeight")
         if weight is not None and not (weight.isdigit() and 1 <= int(weight) <= 10000):
             problems.append(f"{name}: CPUWeight {weight!r} is not a weight from 1 to 10000")
+        policy = values.get("Service.CPUSchedulingPolicy")
+        if policy is not None and policy not in ("other", "batch", "idle", "fifo", "rr"):
+            problems.append(f"{name}: CPUSchedulingPolicy {policy!r} is not other, batch, idle, fifo or rr")
+        priority = values.get("Service.CPUSchedulingPriority")
+        if priority is not None and not (priority.isdigit() and 1 <= int(priority) <= 99):
+            problems.append(f"{name}: CPUSchedulingPriority {priority!r} is not a priority from 1 to 99")
     return problems

@@ -12,7 +12,12 @@ def _config(tmp_path: Path) -> Config:
     return Config.model_validate(
         {
             "data_dir": str(tmp_path / "var"),
-            "supervisor": {"components": {"collector": {"cpu_affinity": [0], "stop_timeout_s": 7.5, "nice": 3}}},
+            "supervisor": {
+                "components": {
+                    "collector": {"cpu_affinity": [0], "stop_timeout_s": 7.5, "nice": 3, "realtime_priority": 10},
+                    "redis": {"realtime_priority": 10},
+                }
+            },
         }
     )
 
@@ -98,3 +103,17 @@ def test_a_niced_unit_gets_the_matching_cpu_weight_and_the_recorder_yields_by_de
     assert (recorder["Service.Nice"], recorder["Service.CPUWeight"]) == ("5", "33")  # the default
     assert "Service.Nice" not in units["hftops-engine.service"]
     assert "Service.CPUWeight" not in units["hftops-redis.service"]
+
+
+def test_a_realtime_component_runs_on_sched_fifo_under_systemd_too(tmp_path: Path) -> None:
+    units = _units(tmp_path, user=False)
+    collector = _values(next(u for u in units if u.name == "hftops-collector.service"))
+    assert (collector["Service.CPUSchedulingPolicy"], collector["Service.CPUSchedulingPriority"]) == ("fifo", "10")
+    recorder = _values(next(u for u in units if u.name == "hftops-recorder.service"))
+    assert "Service.CPUSchedulingPolicy" not in recorder
+    unit = next(u for u in units if u.name == "hftops-collector.service")
+    broken = unit.text.replace("CPUSchedulingPriority=10", "CPUSchedulingPriority=120").replace(
+        "CPUSchedulingPolicy=fifo", "CPUSchedulingPolicy=realtime")
+    problems = systemd.check_unit(unit.name, broken, {u.name for u in units})
+    assert any("CPUSchedulingPriority '120'" in p for p in problems), problems
+    assert any("CPUSchedulingPolicy 'realtime'" in p for p in problems), problems

@@ -1,0 +1,90 @@
+"""SCHED_FIFO for a component: every thread gets it, and without the privilege the check says what to change."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import resource
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from hftops.control.sched import describe, realtime_allowed, set_realtime
+
+_THREADED_CHILD = textwrap.dedent("""
+    import threading, time
+    for _ in range(3):
+        threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
+    print("ready", flush=True)
+    time.sleep(60)
+""")
+
+
+@pytest.fixture
+def threaded_child() -> Iterator[subprocess.Popen[str]]:
+    child = subprocess.Popen([sys.executable, "-c", _THREADED_CHILD], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+    yield child
+    child.kill()
+    child.wait()
+
+
+def test_every_thread_of_the_process_gets_the_priority(threaded_child: subprocess.Popen[str]) -> None:
+    threads = [t.id for t in psutil.Process(threaded_child.pid).threads()]
+    assert len(threads) == 4
+    assert describe(threaded_child.pid) == "nice 0"
+    if not realtime_allowed(5)[0]:
+        with pytest.raises(PermissionError):
+            set_realtime(threaded_child.pid, 5)
+        return
+    assert set_realtime(threaded_child.pid, 5) == 4
+    assert all(os.sched_getscheduler(t) == os.SCHED_FIFO and os.sched_getparam(t).sched_priority == 5 for t in threads)
+    assert describe(threaded_child.pid) == "fifo 5"
+    assert set_realtime(threaded_child.pid, 5) == 0  # applied again after readiness: nothing left to change
+    with pytest.raises(ProcessLookupError):
+        set_realtime(2**22 + 12345, 5)
+
+
+_PR_CAPBSET_DROP, _CAP_SYS_NICE = 24, 23
+
+
+def _unprivileged() -> None:
+    """In the child: no CAP_SYS_NICE (out of the bounding set, so root does not get it back at exec) and no
+    RLIMIT_RTPRIO."""
+    if os.geteuid() == 0 and ctypes.CDLL(None, use_errno=True).prctl(_PR_CAPBSET_DROP, _CAP_SYS_NICE, 0, 0, 0):
+        raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP, CAP_SYS_NICE)")
+    resource.setrlimit(resource.RLIMIT_RTPRIO, (0, 0))
+
+
+def test_without_the_privilege_check_names_the_key_and_the_fix_and_the_kernel_refuses(tmp_path: Path) -> None:
+    script = textwrap.dedent(f"""
+        import json, subprocess, sys
+        from hftops.config.checks import check_config
+        from hftops.config.schema import Config
+        from hftops.control.sched import set_realtime
+        config = Config.model_validate({{"data_dir": "{tmp_path / 'var'}",
+            "supervisor": {{"components": {{"collector": {{"realtime_priority": 5}}}}}}}})
+        sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+        try:
+            set_realtime(sleeper.pid, 5)
+            refused = ""
+        except PermissionError as exc:
+            refused = exc.strerror
+        finally:
+            sleeper.kill()
+        print(json.dumps({{"errors": check_config(config).errors, "refused": refused}}))
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                            preexec_fn=_unprivileged, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["refused"] == "Operation not permitted"
+    [error] = [e for e in out["errors"] if "realtime_priority" in e]
+    assert error.startswith("supervisor.components.collector.realtime_priority 5: this user has no CAP_SYS_NICE")
+    assert "ulimit -r 5" in error and "remove the key" in error
