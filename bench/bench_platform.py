@@ -13,16 +13,30 @@ import httpx
 import yaml
 from tests.support.ports import free_port
 
-SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "ADAUSDT", "DOGEUSDT", "LTCUSDT",
-           "AVAXUSDT", "LINKUSDT"]
+SYMBOLS = [
+    "BTCUSDT",
+    "ETHUSDT",
+    "SOLUSDT",
+    "BNBUSDT",
+    "XRPUSDT",
+    "ADAUSDT",
+    "DOGEUSDT",
+    "LTCUSDT",
+    "AVAXUSDT",
+    "LINKUSDT",
+]
 
 
 def _pinning(enabled: bool) -> dict[str, dict[str, list[int]]]:
     """HFT_BENCH_PIN=1: the producer side (collector, Valkey) on core 0, the consumer side on core 1."""
     if not enabled:
         return {}
-    return {"collector": {"cpu_affinity": [0]}, "redis": {"cpu_affinity": [0]},
-            "recorder": {"cpu_affinity": [1]}, "venue": {"cpu_affinity": [1]}}
+    return {
+        "collector": {"cpu_affinity": [0]},
+        "redis": {"cpu_affinity": [0]},
+        "recorder": {"cpu_affinity": [1]},
+        "venue": {"cpu_affinity": [1]},
+    }
 
 
 def _components(environ: dict[str, str] | os._Environ[str]) -> dict[str, dict[str, Any]]:
@@ -74,8 +88,13 @@ class BenchPlatform:
         self.query_url = f"http://127.0.0.1:{self.tree['recorder']['query_port']}/query"
 
     def trading(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "hftops.cli.main", *args], env=self.env,
-                              capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            [sys.executable, "-m", "hftops.cli.main", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     def pids(self) -> dict[str, int]:
         out = self.trading("status", "--json")

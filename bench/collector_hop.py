@@ -268,9 +268,7 @@ def run_rate(tmp: Path, redis_url: str, rate: float, seconds: float, symbols: li
 @contextlib.contextmanager
 def spinners(count: int) -> Iterator[None]:
     """`count` processes spinning at nice 19 for the duration of the block."""
-    procs = [
-        subprocess.Popen([sys.executable, "-c", "import os\nos.nice(19)\nwhile True: pass"]) for _ in range(count)
-    ]
+    procs = [subprocess.Popen([sys.executable, "-c", "import os\nos.nice(19)\nwhile True: pass"]) for _ in range(count)]
     try:
         yield
     finally:
@@ -280,9 +278,7 @@ def spinners(count: int) -> Iterator[None]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rates", default="20000,50000")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--symbols", type=int, default=10)

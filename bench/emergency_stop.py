@@ -90,13 +90,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     os.environ["HFT_BENCH_ENGINE"] = "1"  # the make-run platform
-    rows = {way: [one_round(way, args.rate, args.load_s) for _ in range(args.rounds)] for way in
-            ("figure", "ceiling", "naive")}
+    rows = {
+        way: [one_round(way, args.rate, args.load_s) for _ in range(args.rounds)]
+        for way in ("figure", "ceiling", "naive")
+    }
     print(f"emergency-stop at {args.rate:,} msg/s: command -> venue, collector, recorder and engine gone (s)")
     print(f"  {'':8s} {'median':>7s} {'max':>7s}   rounds")
     for way, values in rows.items():
-        print(f"  {way:8s} {statistics.median(values):7.2f} {max(values):7.2f}   "
-              + ", ".join(f"{v:.2f}" for v in values))
+        print(
+            f"  {way:8s} {statistics.median(values):7.2f} {max(values):7.2f}   " + ", ".join(f"{v:.2f}" for v in values)
+        )
     worst = max(rows["figure"])
     verdict = "PASS" if worst <= 1.0 else "FAIL"
     print(f"budget: every pipeline process killed within 1 s: {verdict} (worst {worst:.2f} s)")

@@ -238,32 +238,45 @@ def print_table(baselines: dict[str, float], results: list[dict[str, Any]]) -> N
     for name, value in baselines.items():
         print(f"  {name:28s} {value:12,.0f} msg/s")
     print("\n== end to end, venue -> DB ==")
-    header = (f"{'offered':>9} {'carried/s':>10} {'zero loss':>9} {'drain s':>8} {'e2e p50':>8} {'e2e p99':>8} "
-              f"{'visible':>8} {'hop p99':>8}  cpu (cores) / rss peak (MB) per process")
+    header = (
+        f"{'offered':>9} {'carried/s':>10} {'zero loss':>9} {'drain s':>8} {'e2e p50':>8} {'e2e p99':>8} "
+        f"{'visible':>8} {'hop p99':>8}  cpu (cores) / rss peak (MB) per process"
+    )
     print(header)
     for r in results:
         procs = "  ".join(f"{k}={r['cpu'].get(k, 0):.2f}/{r['rss_mb'].get(k, 0):.0f}" for k in r["cpu"])
         hop = f"<={r['hop_p99_ms']:g}" if isinstance(r["hop_p99_ms"], (int, float)) else "n/a"
         visible = f"<={r['visible_p99_ms']:g}" if isinstance(r["visible_p99_ms"], (int, float)) else "n/a"
-        print(f"{r['rate']:>9,} {r['carried']:>10,.0f} {'yes' if r['balanced'] else 'NO':>9} {r['drain_s']:>8.1f} "
-              f"{r['lat_p50_ms']:>8.0f} {r['lat_p99_ms']:>8.0f} {visible:>8} {hop:>8}  {procs}")
+        print(
+            f"{r['rate']:>9,} {r['carried']:>10,.0f} {'yes' if r['balanced'] else 'NO':>9} {r['drain_s']:>8.1f} "
+            f"{r['lat_p50_ms']:>8.0f} {r['lat_p99_ms']:>8.0f} {visible:>8} {hop:>8}  {procs}"
+        )
     print("\n== where the collector hop goes (ms; the collector's one-second windows, median over the run) ==")
-    print(f"{'offered':>9} {'hop p50':>8} {'hop p99':>8} {'lag p99':>8} {'write p50':>9} {'write p99':>9} "
-          f"{'PING p50':>9} {'PING p99':>9}")
+    print(
+        f"{'offered':>9} {'hop p50':>8} {'hop p99':>8} {'lag p99':>8} {'write p50':>9} {'write p99':>9} "
+        f"{'PING p50':>9} {'PING p99':>9}"
+    )
     for r in results:
+
         def ms(value: Any) -> str:
             return f"<={value:g}" if isinstance(value, (int, float)) else "n/a"
 
-        print(f"{r['rate']:>9,} {ms(r['hop_p50_ms']):>8} {ms(r['hop_p99_ms']):>8} {r['lag_p99_ms']:>8.2f} "
-              f"{r['write_p50_ms']:>9.2f} {r['write_p99_ms']:>9.2f} {r['ping_p50_ms']:>9.2f} {r['ping_p99_ms']:>9.2f}")
+        print(
+            f"{r['rate']:>9,} {ms(r['hop_p50_ms']):>8} {ms(r['hop_p99_ms']):>8} {r['lag_p99_ms']:>8.2f} "
+            f"{r['write_p50_ms']:>9.2f} {r['write_p99_ms']:>9.2f} {r['ping_p50_ms']:>9.2f} {r['ping_p99_ms']:>9.2f}"
+        )
     print("hop = wait for the batch's age (collector.flush_ms) + lag (a due batch waits for the transaction in flight")
     print("and for the event loop) + its own transaction (write); PING: the same Valkey, asked from outside")
     print("\nbudgets: >= 50,000 msg/s for 60 s with zero loss; e2e p99 <= 300 ms at 20,000 msg/s; hop p99 <= 5 ms")
-    print("e2e: event time -> the recorder's ingest stamp, taken when it builds the insert (every row, from the "
-          "table); visible: event time -> the insert returned (the p99 of the recorder's histogram, one sample per "
-          "stream entry, its oldest row), given as the upper bound of the bucket holding it")
-    print("hop p99: the collector's cumulative histogram over the measured window (every flushed batch), given "
-          "as the upper bound of the bucket holding it")
+    print(
+        "e2e: event time -> the recorder's ingest stamp, taken when it builds the insert (every row, from the "
+        "table); visible: event time -> the insert returned (the p99 of the recorder's histogram, one sample per "
+        "stream entry, its oldest row), given as the upper bound of the bucket holding it"
+    )
+    print(
+        "hop p99: the collector's cumulative histogram over the measured window (every flushed batch), given "
+        "as the upper bound of the bucket holding it"
+    )
 
 
 def main() -> None:
@@ -271,8 +284,12 @@ def main() -> None:
     parser.add_argument("--rates", default="20000,50000")
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--symbols", type=int, default=10)
-    parser.add_argument("--realtime", default="", metavar="collector=10,redis=10",
-                        help="SCHED_FIFO priorities per component (supervisor.components.<name>.realtime_priority)")
+    parser.add_argument(
+        "--realtime",
+        default="",
+        metavar="collector=10,redis=10",
+        help="SCHED_FIFO priorities per component (supervisor.components.<name>.realtime_priority)",
+    )
     args = parser.parse_args()
     if args.realtime:
         os.environ["HFT_BENCH_RT"] = args.realtime

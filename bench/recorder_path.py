@@ -155,8 +155,10 @@ def main() -> None:
     print(f"\nrecorder event-loop CPU per stream entry (us), {len(SYMBOLS)} symbols x trades + book, no database")
     print(f"{'rows/entry':>10} {'entries':>8} {'ceiling':>8} {'recorder':>9} {'naive':>8} {'recorder/row':>13}")
     for rows, r in results:
-        print(f"{rows:>10} {r['entries']:>8,.0f} {r['ceiling']:>8.1f} {r['recorder']:>9.1f} {r['naive']:>8.1f} "
-              f"{r['recorder'] / rows:>13.2f}")
+        print(
+            f"{rows:>10} {r['entries']:>8,.0f} {r['ceiling']:>8.1f} {r['recorder']:>9.1f} {r['naive']:>8.1f} "
+            f"{r['recorder'] / rows:>13.2f}"
+        )
     print("ceiling: XREADGROUP + XACK only; naive: each row to a dict and json.dumps; all include read and ack")
 
 

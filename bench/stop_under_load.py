@@ -47,11 +47,15 @@ def one_round(rate: int, load_s: float, symbols: int) -> dict[str, float | int |
             report = json.loads(stop.stdout)
         except json.JSONDecodeError:
             report = {}
-        return {"start_s": start_s, "stop_wall_s": stop_s, "stop_exit": stop.returncode,
-                "stop_supervisor_s": float(report.get("duration_s", float("nan"))),
-                "balanced": bool((report.get("ledger_after") or {}).get("balanced")),
-                "timings": report.get("timings"),
-                "steps": [(s.get("component"), s.get("duration_s")) for s in report.get("steps", [])]}
+        return {
+            "start_s": start_s,
+            "stop_wall_s": stop_s,
+            "stop_exit": stop.returncode,
+            "stop_supervisor_s": float(report.get("duration_s", float("nan"))),
+            "balanced": bool((report.get("ledger_after") or {}).get("balanced")),
+            "timings": report.get("timings"),
+            "steps": [(s.get("component"), s.get("duration_s")) for s in report.get("steps", [])],
+        }
 
 
 def main() -> None:
@@ -64,15 +68,21 @@ def main() -> None:
     args = parser.parse_args()
     os.environ["HFT_BENCH_ENGINE"] = "0" if args.capture_only else "1"  # read by BenchPlatform
     rows = [one_round(args.rate, args.load_s, args.symbols) for _ in range(args.rounds)]
-    print(f"{'round':>5} {'start->ready s':>14} {'stop wall s':>11} {'stop in supervisor s':>20} "
-          f"{'exit':>4} {'balanced':>8}")
+    print(
+        f"{'round':>5} {'start->ready s':>14} {'stop wall s':>11} {'stop in supervisor s':>20} "
+        f"{'exit':>4} {'balanced':>8}"
+    )
     for i, r in enumerate(rows, 1):
-        print(f"{i:>5} {r['start_s']:>14.2f} {r['stop_wall_s']:>11.2f} {r['stop_supervisor_s']:>20.2f} "
-              f"{r['stop_exit']:>4} {'yes' if r['balanced'] else 'NO':>8}")
+        print(
+            f"{i:>5} {r['start_s']:>14.2f} {r['stop_wall_s']:>11.2f} {r['stop_supervisor_s']:>20.2f} "
+            f"{r['stop_exit']:>4} {'yes' if r['balanced'] else 'NO':>8}"
+        )
         print(f"      phases: {r['timings']}  steps: {r['steps']}")
     print("budgets: stop under 20,000 msg/s <= 2 s with zero loss; start to ready <= 5 s (warm)")
-    print("stop wall time is `time trading stop`: the CLI's own Python start-up under the load, the ordered stop "
-          "and the final ledger check")
+    print(
+        "stop wall time is `time trading stop`: the CLI's own Python start-up under the load, the ordered stop "
+        "and the final ledger check"
+    )
 
 
 if __name__ == "__main__":

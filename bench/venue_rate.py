@@ -182,9 +182,7 @@ def run_venue_steps(rates: list[int], seconds: float, symbols: list[str]) -> lis
                 break
             except httpx.HTTPError:
                 if time.monotonic() > deadline or venue.poll() is not None:
-                    raise SystemExit(
-                        "the venue did not start; see its log under " + str(tmp / "var/log")
-                    ) from None
+                    raise SystemExit("the venue did not start; see its log under " + str(tmp / "var/log")) from None
                 time.sleep(0.1)
         proc = psutil.Process(venue.pid)
         for rate in rates:
@@ -214,10 +212,7 @@ def run_venue_steps(rates: list[int], seconds: float, symbols: list[str]) -> lis
                 flush=True,
             )
         rss = proc.memory_info().rss
-        print(
-            f"  venue RSS at the end: {rss / 2**20:.0f} MB; ground truth "
-            f"{sum(stats['published'].values()):,} trades"
-        )
+        print(f"  venue RSS at the end: {rss / 2**20:.0f} MB; ground truth {sum(stats['published'].values()):,} trades")
     finally:
         venue.terminate()
         code = venue.wait(10)
@@ -226,9 +221,7 @@ def run_venue_steps(rates: list[int], seconds: float, symbols: list[str]) -> lis
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--rates", default="20000,40000,60000,80000,100000,150000,200000,250000,300000")
     parser.add_argument("--symbols", type=int, default=5)
@@ -242,10 +235,7 @@ def main() -> None:
         uvloop.run(serve_naive(args.serve_naive))
         return
     rates = [int(r) for r in args.rates.split(",")]
-    print(
-        f"venue publish rate, one client, {args.symbols} symbols (aggTrade + bookTicker), "
-        f"{os.cpu_count()} cores"
-    )
+    print(f"venue publish rate, one client, {args.symbols} symbols (aggTrade + bookTicker), {os.cpu_count()} cores")
     results = run_venue_steps(rates, args.seconds, SYMBOLS[: args.symbols])
     sustained = [r for r in results if r["ok"]]
     best = max(sustained, key=lambda r: r["rate"]) if sustained else None

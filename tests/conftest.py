@@ -29,8 +29,9 @@ class ValkeyHandle:
         self.start()
 
     def start(self) -> None:
-        self.process = start_valkey(ValkeySpec(port=self.port, data_dir=self.data_dir),
-                                    log_path=self.data_dir / "valkey.log")
+        self.process = start_valkey(
+            ValkeySpec(port=self.port, data_dir=self.data_dir), log_path=self.data_dir / "valkey.log"
+        )
         wait_until_ready(self.url)
 
     def stop(self, kill: bool = False) -> None:
@@ -66,7 +67,8 @@ def platform(tmp_path: Path) -> TestPlatform:
 
 
 # Generated inputs are derandomized so a run is repeatable; deadlines off because CI shares 2 cores.
-settings.register_profile("ci", derandomize=True, deadline=None, max_examples=200,
-                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile(
+    "ci", derandomize=True, deadline=None, max_examples=200, suppress_health_check=[HealthCheck.too_slow]
+)
 settings.register_profile("dev", deadline=None, max_examples=500)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

@@ -10,8 +10,9 @@ from pathlib import Path
 import structlog
 
 
-def configure_logging(component: str, log_dir: Path | None, level: str = "info",
-                      max_bytes: int = 20 * 1024**2, backups: int = 5) -> structlog.stdlib.BoundLogger:
+def configure_logging(
+    component: str, log_dir: Path | None, level: str = "info", max_bytes: int = 20 * 1024**2, backups: int = 5
+) -> structlog.stdlib.BoundLogger:
     """Configure the process's logging once, from its composition root. Returns the component's logger."""
     numeric = getattr(logging, level.upper())
     shared: list[structlog.typing.Processor] = [
@@ -34,20 +35,28 @@ def configure_logging(component: str, log_dir: Path | None, level: str = "info",
         file_handler = logging.handlers.RotatingFileHandler(
             log_dir / f"{component}.log", maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
         )
-        file_handler.setFormatter(structlog.stdlib.ProcessorFormatter(
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                        structlog.processors.format_exc_info,
-                        structlog.processors.JSONRenderer()],
-            foreign_pre_chain=shared,
-        ))
+        file_handler.setFormatter(
+            structlog.stdlib.ProcessorFormatter(
+                processors=[
+                    structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.format_exc_info,
+                    structlog.processors.JSONRenderer(),
+                ],
+                foreign_pre_chain=shared,
+            )
+        )
         root.addHandler(file_handler)
     if sys.stderr.isatty() or log_dir is None:
         console = logging.StreamHandler(sys.stderr)
-        console.setFormatter(structlog.stdlib.ProcessorFormatter(
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                        structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())],
-            foreign_pre_chain=shared,
-        ))
+        console.setFormatter(
+            structlog.stdlib.ProcessorFormatter(
+                processors=[
+                    structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()),
+                ],
+                foreign_pre_chain=shared,
+            )
+        )
         root.addHandler(console)
     for noisy in ("uvicorn.access", "websockets", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -107,9 +107,11 @@ def test_database_outage_30s(running_platform: TestPlatform) -> None:
     assert_ledger_balanced(platform)  # rows still in the WAL count as kept: replay may not be over yet
     archive = platform.data_dir / "wal" / "archive"
     wait_for(
-        lambda: archive.is_dir()
-        and any(archive.iterdir())
-        and trading_json(platform, "status")[1].get("wal", {}).get("records", 0) == 0,
+        lambda: (
+            archive.is_dir()
+            and any(archive.iterdir())
+            and trading_json(platform, "status")[1].get("wal", {}).get("records", 0) == 0
+        ),
         timeout_s=60,
         interval_s=1.0,
         what="the WAL replayed and its segments archived",

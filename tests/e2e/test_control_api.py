@@ -33,9 +33,7 @@ def test_api_auth_audit_and_emergency_stop_over_tcp(tmp_path: Path) -> None:
             before = len(list(audit.entries()))
             denied = client.post("/api/emergency-stop", json={"confirm": True})
             assert denied.status_code == 401
-            assert (
-                client.post("/api/pipeline/stop", headers={"Authorization": "Bearer nope"}).status_code == 401
-            )
+            assert client.post("/api/pipeline/stop", headers={"Authorization": "Bearer nope"}).status_code == 401
             assert len(list(audit.entries())) == before
             assert client.get("/api/status").json()["components"]["collector"]["state"] == "running"
 
@@ -54,15 +52,11 @@ def test_api_auth_audit_and_emergency_stop_over_tcp(tmp_path: Path) -> None:
             assert ok.status_code == 200, ok.text
             assert sorted(ok.json()["killed"]) == ["collector", "recorder", "venue"]
             calls = [e for e in audit.entries() if e["event"].startswith("API_CALL_")]
-            assert [e["event"] for e in calls] == ["API_CALL_EMERGENCY_STOP"] and calls[0][
-                "actor"
-            ] == "erin@127.0.0.1"
+            assert [e["event"] for e in calls] == ["API_CALL_EMERGENCY_STOP"] and calls[0]["actor"] == "erin@127.0.0.1"
             logs = client.get("/api/logs", params={"component": "supervisor", "n": 5}).json()
             assert logs["entries"] and all(e["source"] == "supervisor" for e in logs["entries"])
             assert "hftops_component_up" in client.get("/metrics").text
-        assert TOKEN not in "".join(
-            p.read_text() for p in DataPaths(platform.config.data_dir).log.glob("*.log")
-        )
+        assert TOKEN not in "".join(p.read_text() for p in DataPaths(platform.config.data_dir).log.glob("*.log"))
         assert trading(platform, "start", env=env).returncode == 0
 
 

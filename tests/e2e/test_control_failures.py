@@ -30,9 +30,7 @@ def test_a_component_ignoring_sigterm_is_killed_after_the_timeout(tmp_path: Path
     # The default stop timeout (10 s) is the contract operators rely on, so the test uses it unchanged.
     with managed_platform(tmp_path, {}, collector=["--mode", "ignore-term"]) as (platform, env):
         assert trading(platform, "start", env=env).returncode == 0
-        pid = json.loads(trading(platform, "status", "--json", env=env).stdout)["components"]["collector"][
-            "pid"
-        ]
+        pid = json.loads(trading(platform, "status", "--json", env=env).stdout)["components"]["collector"]["pid"]
         result = trading(platform, "stop", "--json", env=env)
         assert result.returncode == 3, result.stdout + result.stderr
         report = json.loads(result.stdout)
@@ -40,11 +38,7 @@ def test_a_component_ignoring_sigterm_is_killed_after_the_timeout(tmp_path: Path
         assert step["forced"] and 9.0 <= step["duration_s"] <= 11.0
         assert report["forced"] == ["collector"]
         forced = _audit(platform, "FORCED_KILL")
-        assert (
-            len(forced) == 1
-            and forced[0]["args"]["pid"] == pid
-            and forced[0]["args"]["component"] == "collector"
-        )
+        assert len(forced) == 1 and forced[0]["args"]["pid"] == pid and forced[0]["args"]["component"] == "collector"
         assert process_gone(pid)
         assert trading(platform, "start", env=env).returncode == 0  # the next start works
         # emergency-stop does not wait for a SIGTERM that will be ignored
@@ -68,9 +62,7 @@ def test_a_reused_pid_is_not_signalled_and_stale_files_are_cleaned(tmp_path: Pat
             stopped = trading(platform, "stop", env=env)
             assert stopped.returncode == 0 and "nothing is running" in stopped.stdout
             assert stranger.poll() is None, "an unrelated process was signalled"
-            pidfiles.path("collector").write_text(
-                replace(record, create_time=record.create_time - 1000).to_json()
-            )
+            pidfiles.path("collector").write_text(replace(record, create_time=record.create_time - 1000).to_json())
             assert trading(platform, "start", env=env).returncode == 0
             assert stranger.poll() is None
             stale = _audit(platform, "STALE_PID_FILE")
@@ -106,9 +98,7 @@ def test_stop_works_through_pid_files_when_the_supervisor_died(tmp_path: Path) -
 
 
 def test_crash_loop_backs_off_and_is_reported_exhausted(tmp_path: Path) -> None:
-    overrides = {
-        "supervisor": {"backoff_initial_s": 0.25, "start_limit_burst": 4, "start_limit_interval_s": 60}
-    }
+    overrides = {"supervisor": {"backoff_initial_s": 0.25, "start_limit_burst": 4, "start_limit_interval_s": 60}}
     with managed_platform(tmp_path, overrides, collector=["--mode", "crash", "--after", "0.05"]) as (
         platform,
         env,

@@ -69,8 +69,10 @@ def test_start_status_double_start_stop(tmp_path: Path) -> None:
         if realtime:  # every thread, also those started before the supervisor could set the first one
             valkey = psutil.Process(comps["redis"]["pid"])
             assert len(valkey.threads()) > 1
-            assert all(os.sched_getscheduler(t.id) == os.SCHED_FIFO and os.sched_getparam(t.id).sched_priority == 10
-                       for t in valkey.threads())
+            assert all(
+                os.sched_getscheduler(t.id) == os.SCHED_FIFO and os.sched_getparam(t.id).sched_priority == 10
+                for t in valkey.threads()
+            )
             assert comps["redis"]["scheduling"] == "fifo 10"
         assert comps["engine"]["state"] == "disabled"
         assert status["redis"]["reachable"]
@@ -79,19 +81,14 @@ def test_start_status_double_start_stop(tmp_path: Path) -> None:
         assert again.returncode == 1
         assert "already running" in again.stderr and str(comps["collector"]["pid"]) in again.stderr
         assert (
-            json.loads(trading(platform, "status", "--json", env=env).stdout)["components"]["collector"][
-                "pid"
-            ]
+            json.loads(trading(platform, "status", "--json", env=env).stdout)["components"]["collector"]["pid"]
             == comps["collector"]["pid"]
         )  # no second consumer/producer
 
         restarted = trading(platform, "restart", env=env)  # ordered stop, then start
         assert restarted.returncode == 0, restarted.stdout + restarted.stderr
         fresh = json.loads(trading(platform, "status", "--json", "--no-ledger", env=env).stdout)["components"]
-        assert (
-            fresh["collector"]["state"] == "running"
-            and fresh["collector"]["pid"] != comps["collector"]["pid"]
-        )
+        assert fresh["collector"]["state"] == "running" and fresh["collector"]["pid"] != comps["collector"]["pid"]
         for name in ("redis", "venue", "collector", "recorder"):
             pid = comps[name]["pid"]
             assert process_gone(pid)

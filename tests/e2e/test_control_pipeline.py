@@ -70,8 +70,12 @@ def test_start_stop_restart_cycles_under_load_keep_the_ledger_balanced(tmp_path:
         assert trading(platform, "start", env=env, timeout=120).returncode == 0
         for cycle, how in enumerate(("stop", "restart", "drain")):
             floor = _stored(platform, env) + 1000
-            wait_for(lambda f=floor: _stored(platform, env) >= f, timeout_s=60, interval_s=0.5,
-                     what=f"cycle {cycle}: trades flowing before the stop")
+            wait_for(
+                lambda f=floor: _stored(platform, env) >= f,
+                timeout_s=60,
+                interval_s=0.5,
+                what=f"cycle {cycle}: trades flowing before the stop",
+            )
             if how == "restart":
                 result = trading(platform, "restart", env=env, timeout=180)
                 assert result.returncode == 0, result.stdout + result.stderr

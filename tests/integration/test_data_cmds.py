@@ -114,8 +114,7 @@ def stopped_platform(platform: Platform, valkey: Any) -> Iterator[tuple[Platform
         "market_trades",
         TRADE_INSERT_COLUMNS,
         b"".join(
-            b'["sim","BTCUSDT",%d,"100.5","0.01",false,1790000000000,1,1,%d,%d,1]\n' % (i, i, i)
-            for i in range(1, 101)
+            b'["sim","BTCUSDT",%d,"100.5","0.01",false,1790000000000,1,1,%d,%d,1]\n' % (i, i, i) for i in range(1, 101)
         ),
         token="t1",
     )

@@ -199,9 +199,7 @@ def test_balanced_pipeline_and_plain_merge_tree_duplicates(env: Any, store: Any)
     assert ledger.to_dict()["symbols"]["sim:ETHUSDT"]["published"] == 0  # configured, nothing published
 
     # A plain MergeTree keeps every row: repeats are duplicates.
-    store.query(
-        f"CREATE TABLE {DB}.plain AS {DB}.market_trades ENGINE = MergeTree ORDER BY (venue, symbol, trade_id)"
-    )
+    store.query(f"CREATE TABLE {DB}.plain AS {DB}.market_trades ENGINE = MergeTree ORDER BY (venue, symbol, trade_id)")
     store.query(f"EXCHANGE TABLES {DB}.market_trades AND {DB}.plain")
     insert_trades(store, "BTCUSDT", 1, 1000)
     insert_trades(store, "BTCUSDT", 10, 12)
@@ -328,9 +326,7 @@ def test_settle_waits_for_the_collector_cursor_within_its_bound(env: Any, store:
 
 
 def test_real_binance_venue_published_from_rest(tmp_path: Path, valkey: Any, store: Any) -> None:
-    rest = JsonEndpoints(
-        {"/fapi/v1/aggTrades": [{"a": 2000, "p": "1", "q": "1", "f": 1, "l": 1, "T": 1, "m": True}]}
-    )
+    rest = JsonEndpoints({"/fapi/v1/aggTrades": [{"a": 2000, "p": "1", "q": "1", "f": 1, "l": 1, "T": 1, "m": True}]})
     port = free_port()
     rest.serve(port)
     (tmp_path / "platform").mkdir(exist_ok=True)

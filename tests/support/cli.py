@@ -28,8 +28,7 @@ def trading(
     )
     if check and result.returncode != 0:
         raise AssertionError(
-            f"trading {' '.join(args)} exited {result.returncode}\nstdout:\n{result.stdout}\n"
-            f"stderr:\n{result.stderr}"
+            f"trading {' '.join(args)} exited {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
         )
     return result
 

@@ -21,8 +21,9 @@ def wait_for(condition: Callable[[], T], timeout_s: float = 10.0, interval_s: fl
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what or condition!r}; last value: {last!r}")
 
 
-async def async_wait_for(condition: Callable[[], Awaitable[T]], timeout_s: float = 10.0,
-                         interval_s: float = 0.05, what: str = "") -> T:
+async def async_wait_for(
+    condition: Callable[[], Awaitable[T]], timeout_s: float = 10.0, interval_s: float = 0.05, what: str = ""
+) -> T:
     deadline = time.monotonic() + timeout_s
     last: T | None = None
     while time.monotonic() < deadline:

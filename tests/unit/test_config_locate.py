@@ -48,7 +48,9 @@ def test_stop_with_a_broken_config_names_the_problem(tmp_path: Path) -> None:
     config_file.write_text("key: [unclosed\n")
     out = subprocess.run(
         [sys.executable, "-m", "hftops.cli.main", "stop", "--config", str(config_file)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert out.returncode == 78, out
     assert "config INVALID" in out.stderr and "not valid YAML" in out.stderr

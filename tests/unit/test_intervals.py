@@ -18,9 +18,7 @@ def as_set(ranges: IdRanges) -> set[int]:
 
 def well_formed(ranges: IdRanges) -> bool:
     pairs = list(ranges.ranges())
-    return all(lo <= hi for lo, hi in pairs) and all(
-        pairs[i][1] + 1 < pairs[i + 1][0] for i in range(len(pairs) - 1)
-    )
+    return all(lo <= hi for lo, hi in pairs) and all(pairs[i][1] + 1 < pairs[i + 1][0] for i in range(len(pairs) - 1))
 
 
 @given(small_ids)

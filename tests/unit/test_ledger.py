@@ -164,9 +164,7 @@ def test_ids_below_first_id_are_extra() -> None:
 
 def test_dead_letters_outside_published_do_not_unbalance() -> None:
     # a malformed frame can carry an id the venue never published; it is refused, not stored
-    sources = PlainSources(
-        {KEY: Published(1, 10)}, stored_={KEY: Stored(r((1, 10)))}, dlq_={KEY: r((99, 99))}
-    )
+    sources = PlainSources({KEY: Published(1, 10)}, stored_={KEY: Stored(r((1, 10)))}, dlq_={KEY: r((99, 99))})
     assert compute_ledger(CONFIG, sources).balanced
 
 

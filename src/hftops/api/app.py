@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from hftops.control.supervisor import Supervisor
 
 
-
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
     operator: str | None = Field(None, pattern=OPERATOR_PATTERN, description="who asks (audit actor)")
@@ -89,9 +88,7 @@ def create_app(sup: Supervisor, *, token: str | None, local: bool = False) -> Fa
             try:
                 check_bearer(request, token)
             except HTTPException as exc:
-                return JSONResponse(
-                    status_code=exc.status_code, content={"error": exc.detail}, headers=exc.headers
-                )
+                return JSONResponse(status_code=exc.status_code, content={"error": exc.detail}, headers=exc.headers)
         response: Response = await call_next(request)
         return response
 
@@ -175,12 +172,9 @@ def create_app(sup: Supervisor, *, token: str | None, local: bool = False) -> Fa
         ):
             raise HTTPException(
                 status_code=400,
-                detail=f"unknown component {component!r}; use one of "
-                f"{['all', *COMPONENT_NAMES, 'supervisor']}",
+                detail=f"unknown component {component!r}; use one of {['all', *COMPONENT_NAMES, 'supervisor']}",
             )
-        entries = await asyncio.to_thread(
-            logview.tail, sup.paths.log, None if component == "all" else component, n
-        )
+        entries = await asyncio.to_thread(logview.tail, sup.paths.log, None if component == "all" else component, n)
         return {"component": component, "entries": entries}
 
     @app.get("/metrics")

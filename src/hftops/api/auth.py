@@ -19,9 +19,7 @@ def check_bearer(request: Request, token: str | None) -> None:
     header = request.headers.get("authorization")
     challenge = {"WWW-Authenticate": "Bearer"}
     if not header:
-        raise HTTPException(
-            status_code=401, detail="missing 'Authorization: Bearer <token>' header", headers=challenge
-        )
+        raise HTTPException(status_code=401, detail="missing 'Authorization: Bearer <token>' header", headers=challenge)
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
         raise HTTPException(

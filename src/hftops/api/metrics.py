@@ -42,9 +42,7 @@ class StatusCollector(Collector):
         state = GaugeMetricFamily(
             "hftops_component_state", "current state (1 for the active one)", labels=["component", "state"]
         )
-        restarts = GaugeMetricFamily(
-            "hftops_component_restarts", "restarts by the watchdog", labels=["component"]
-        )
+        restarts = GaugeMetricFamily("hftops_component_restarts", "restarts by the watchdog", labels=["component"])
         rss = GaugeMetricFamily("hftops_component_rss_bytes", "resident memory", labels=["component"])
         uptime = GaugeMetricFamily("hftops_component_uptime_seconds", "process uptime", labels=["component"])
         heartbeat = GaugeMetricFamily(
@@ -68,9 +66,7 @@ class StatusCollector(Collector):
         yield health
 
         length = GaugeMetricFamily("hftops_stream_length", "entries in the stream", labels=["stream"])
-        pending = GaugeMetricFamily(
-            "hftops_stream_pending", "delivered, not acknowledged", labels=["stream", "group"]
-        )
+        pending = GaugeMetricFamily("hftops_stream_pending", "delivered, not acknowledged", labels=["stream", "group"])
         lag = GaugeMetricFamily("hftops_stream_lag", "entries not yet delivered", labels=["stream", "group"])
         for key, info in (self.status.get("streams") or {}).items():
             length.add_metric([key], float(info.get("length", 0)))

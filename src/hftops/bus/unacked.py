@@ -17,9 +17,7 @@ def parse_stream_id(raw: bytes | str) -> StreamId:
     return int(ms), int(seq or 0)
 
 
-def unacked_entries(
-    client: redis.Redis, stream: str, group: str
-) -> Iterator[tuple[StreamId, dict[bytes, bytes]]]:
+def unacked_entries(client: redis.Redis, stream: str, group: str) -> Iterator[tuple[StreamId, dict[bytes, bytes]]]:
     """Entries of `stream` that `group` has not acknowledged: its pending list and everything after its
     last-delivered id. Without the group (the recorder never ran) every entry counts."""
     try:

@@ -39,18 +39,30 @@ class ValkeySpec:
     def argv(self) -> list[str]:
         return [
             str(valkey_binary()),
-            "--port", str(self.port),
-            "--bind", self.host,
-            "--protected-mode", "yes",
-            "--dir", str(self.data_dir),
-            "--appendonly", "yes",
-            "--appendfsync", self.appendfsync,
-            "--appenddirname", "appendonly",
-            "--save", "",
-            "--daemonize", "no",
-            "--maxmemory-policy", "noeviction",  # never evict stream data; producers back off instead
-            "--loglevel", "notice",
-            "--logfile", "",
+            "--port",
+            str(self.port),
+            "--bind",
+            self.host,
+            "--protected-mode",
+            "yes",
+            "--dir",
+            str(self.data_dir),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            self.appendfsync,
+            "--appenddirname",
+            "appendonly",
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+            "--maxmemory-policy",
+            "noeviction",  # never evict stream data; producers back off instead
+            "--loglevel",
+            "notice",
+            "--logfile",
+            "",
         ]
 
 

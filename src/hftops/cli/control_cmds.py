@@ -123,9 +123,7 @@ def stop(
     timeout: float | None = typer.Option(
         None, "--timeout", min=0.1, help="seconds per step before SIGKILL (default: stop_timeout_s, 10)"
     ),
-    drain_timeout: float = typer.Option(
-        120.0, "--drain-timeout", min=0.1, help="give up draining after this"
-    ),
+    drain_timeout: float = typer.Option(120.0, "--drain-timeout", min=0.1, help="give up draining after this"),
     operator: str | None = OPERATOR_OPTION,
     as_json: bool = typer.Option(False, "--json", help="the stop report as JSON"),
     config_path: Path | None = CONFIG_OPTION,
@@ -142,9 +140,7 @@ def stop(
 
 
 def restart(
-    timeout: float | None = typer.Option(
-        None, "--timeout", min=0.1, help="seconds per stop step before SIGKILL"
-    ),
+    timeout: float | None = typer.Option(None, "--timeout", min=0.1, help="seconds per stop step before SIGKILL"),
     operator: str | None = OPERATOR_OPTION,
     config_path: Path | None = CONFIG_OPTION,
 ) -> None:
@@ -269,9 +265,7 @@ def snapshot(
 
 
 def pre_reboot(
-    timeout: float | None = typer.Option(
-        None, "--timeout", min=0.1, help="seconds per stop step before SIGKILL"
-    ),
+    timeout: float | None = typer.Option(None, "--timeout", min=0.1, help="seconds per stop step before SIGKILL"),
     drain_timeout: float = typer.Option(300.0, "--drain-timeout", min=0.1),
     operator: str | None = OPERATOR_OPTION,
     as_json: bool = typer.Option(False, "--json"),
@@ -318,9 +312,7 @@ def post_reboot_check(
             typer.echo(f"snapshot {outcome.data['snapshot']} taken {outcome.data.get('taken_at')}")
         for line in outcome.data.get("lines", []):
             typer.echo(f"  {line}")
-        typer.echo(
-            outcome.message or ("post-reboot check: OK" if outcome.code == 0 else "post-reboot check: FAILED")
-        )
+        typer.echo(outcome.message or ("post-reboot check: OK" if outcome.code == 0 else "post-reboot check: FAILED"))
     raise typer.Exit(outcome.code)
 
 

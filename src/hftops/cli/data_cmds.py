@@ -44,6 +44,7 @@ def _bad_config(exc: ConfigError) -> None:
 
 # -- check ---------------------------------------------------------------------------------------
 
+
 def check(
     config_path: Path | None = CONFIG_OPTION,
     explain: bool = typer.Option(False, "--explain", help="print every key with its default and meaning"),
@@ -102,6 +103,7 @@ def _explain() -> None:
 
 # -- query ---------------------------------------------------------------------------------------
 
+
 def query(
     sql: str = typer.Argument(..., help='a read-only statement, e.g. "SELECT count() FROM market_trades"'),
     json_out: bool = typer.Option(False, "--json", help="print {columns, types, rows} as JSON"),
@@ -115,8 +117,10 @@ def query(
     statement = LEADING_COMMENTS.sub("", sql, count=1)
     if not READ_STATEMENT.match(statement):
         first = (statement.split() or ["(empty)"])[0]
-        _err(f"query refused: only read statements (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN, EXISTS) run here; "
-             f"got {first!r}")
+        _err(
+            f"query refused: only read statements (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN, EXISTS) run here; "
+            f"got {first!r}"
+        )
         raise typer.Exit(1)
     try:
         config = _load(config_path)
@@ -156,7 +160,15 @@ def _print_rows(result: dict[str, Any]) -> None:
 # -- verify --------------------------------------------------------------------------------------
 
 LEDGER_COLUMNS = (
-    "published", "stored", "duplicates", "missing", "pending", "wal", "dlq", "extra", "in_flight",
+    "published",
+    "stored",
+    "duplicates",
+    "missing",
+    "pending",
+    "wal",
+    "dlq",
+    "extra",
+    "in_flight",
 )
 
 
@@ -189,8 +201,13 @@ def verify(
         print(json.dumps(ledger.to_dict()))
     else:
         _print_ledger(ledger.to_dict())
-        _console().print(ledger.summary_line(), markup=False, highlight=False, soft_wrap=True,
-                         style="green" if ledger.balanced else "bold red")
+        _console().print(
+            ledger.summary_line(),
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+            style="green" if ledger.balanced else "bold red",
+        )
     raise typer.Exit(ledger.exit_code)
 
 

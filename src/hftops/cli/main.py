@@ -18,8 +18,19 @@ if TYPE_CHECKING:
 # command -> the module whose register() attaches it (tests/unit/cli check this against the modules)
 COMMAND_MODULES: dict[str, str] = {
     **dict.fromkeys(
-        ("start", "stop", "restart", "status", "logs", "emergency-stop", "snapshot", "pre-reboot",
-         "post-reboot-check", "audit", "systemd"),
+        (
+            "start",
+            "stop",
+            "restart",
+            "status",
+            "logs",
+            "emergency-stop",
+            "snapshot",
+            "pre-reboot",
+            "post-reboot-check",
+            "audit",
+            "systemd",
+        ),
         "control_cmds",
     ),
     **dict.fromkeys(("check", "query", "verify"), "data_cmds"),
@@ -37,8 +48,17 @@ GROUP_HELP = {
     "dlq": "Dead-letter queue: status, show, replay.",
     "notify": "Notifications: send a test through every channel.",
 }
-MODULE_ORDER = ("control_cmds", "data_cmds", "autonomy_cmds", "flatten_cmds", "trading_cmds", "venue_cmds",
-                "db_cmds", "dlq_cmds", "notify_cmds")
+MODULE_ORDER = (
+    "control_cmds",
+    "data_cmds",
+    "autonomy_cmds",
+    "flatten_cmds",
+    "trading_cmds",
+    "venue_cmds",
+    "db_cmds",
+    "dlq_cmds",
+    "notify_cmds",
+)
 
 
 def build_app(modules: tuple[str, ...] = MODULE_ORDER) -> typer.Typer:

@@ -43,9 +43,7 @@ def _config(config_path: Path | None) -> Config:
         typer.echo(f"config INVALID: {exc}", err=True)
         raise typer.Exit(2) from None
     if config.venue.kind != "simulated":
-        typer.echo(
-            f"venue.kind is {config.venue.kind!r}: these commands talk to the simulated venue only", err=True
-        )
+        typer.echo(f"venue.kind is {config.venue.kind!r}: these commands talk to the simulated venue only", err=True)
         raise typer.Exit(1)
     return config
 
@@ -103,9 +101,7 @@ def ground_truth(as_json: bool = JSON_OPTION, config_path: Path | None = CONFIG_
 @app.command()
 def fault(
     name: str = typer.Argument(..., help=f"one of: {', '.join(FAULT_NAMES)}"),
-    symbol: str | None = typer.Option(
-        None, "--symbol", help="pause_symbol, resume_symbol, skip_ids, malformed"
-    ),
+    symbol: str | None = typer.Option(None, "--symbol", help="pause_symbol, resume_symbol, skip_ids, malformed"),
     count: int | None = typer.Option(None, "--count", help="skip_ids, malformed, rest_fail"),
     seconds: float | None = typer.Option(None, "--seconds", help="down, pause_symbol"),
     kind: str | None = typer.Option(
@@ -129,9 +125,7 @@ def fault(
         "ms": ms,
         "qty": qty,
     }
-    answer = _call(
-        _config(config_path), "POST", "/admin/fault", {k: v for k, v in body.items() if v is not None}
-    )
+    answer = _call(_config(config_path), "POST", "/admin/fault", {k: v for k, v in body.items() if v is not None})
     typer.echo(f"fault {name} armed")
     _print_json(answer["faults"])
 

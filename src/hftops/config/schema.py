@@ -93,9 +93,7 @@ class RedisConfig(Section):
 
 class ClickHouseConfig(Section):
     url: str | None = Field(None, description="http://user:pass@host:8123; None: embedded chDB")
-    database: str = Field(
-        "hftops", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="database holding every table"
-    )
+    database: str = Field("hftops", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="database holding every table")
 
 
 class CollectorConfig(Section):
@@ -130,9 +128,7 @@ class RecorderConfig(Section):
     query_port: int = Field(
         9103, ge=1, le=65535, description="port of the read-only query endpoint (POST /query, GET /wal)"
     )
-    wal_segment_bytes: int = Field(
-        16 * 1024 * 1024, ge=4096, description="start a new WAL segment at this size"
-    )
+    wal_segment_bytes: int = Field(16 * 1024 * 1024, ge=4096, description="start a new WAL segment at this size")
     wal_max_bytes: int = Field(2 * 1024**3, ge=65536, description="disk guard: stop acking above this WAL size")
     disk_free_min_bytes: int = Field(512 * 1024**2, ge=0, description="disk guard: stop acking below this free space")
     disk_guard_hysteresis: float = Field(
@@ -203,9 +199,7 @@ class SupervisorConfig(Section):
 
 
 class LogConfig(Section):
-    level: Literal["debug", "info", "warning", "error"] = Field(
-        "info", description="minimum level written to the logs"
-    )
+    level: Literal["debug", "info", "warning", "error"] = Field("info", description="minimum level written to the logs")
     max_bytes: int = Field(20 * 1024**2, ge=65536, description="rotate a component log at this size")
     backups: int = Field(5, ge=1, le=100, description="rotated log files kept per component")
 
@@ -244,8 +238,14 @@ def _default_strategies() -> tuple[StrategyConfig, ...]:
             id="mm1",
             path="hftops.engine.strategies.market_maker:QuotingMarketMaker",
             symbols=("BTCUSDT",),
-            params={"qty": "0.01", "half_spread_bps": "3", "requote_bps": "6", "skew_bps_per_unit": "0.5",
-                    "max_inventory": "0.05", "tick": "0.1"},
+            params={
+                "qty": "0.01",
+                "half_spread_bps": "3",
+                "requote_bps": "6",
+                "skew_bps_per_unit": "0.5",
+                "max_inventory": "0.05",
+                "tick": "0.1",
+            },
             limits=LimitsConfig(max_position_qty=Decimal("0.05")),
         ),
         StrategyConfig(

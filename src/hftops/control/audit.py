@@ -207,7 +207,5 @@ def _check_line(raw: bytes, prev_hash: str, expected_seq: int) -> str:
             return f"expected seq {expected_seq}, found {seq}: entries {expected_seq}..{seq - 1} were deleted"
         return f"expected seq {expected_seq}, found {seq}: lines were reordered"
     if entry["prev"] != prev_hash:
-        return (
-            f"prev hash does not match the previous line (entry seq {seq}): lines were removed or reordered"
-        )
+        return f"prev hash does not match the previous line (entry seq {seq}): lines were removed or reordered"
     return ""

@@ -85,8 +85,7 @@ def _await_outcome(sock: socket.socket, proc: subprocess.Popen[bytes], timeout_s
         False,
         proc.pid,
         "supervisor",
-        f"not ready after {timeout_s:g}s; it keeps starting in "
-        "the background (`trading status`, `trading logs`)",
+        f"not ready after {timeout_s:g}s; it keeps starting in the background (`trading status`, `trading logs`)",
     )
 
 

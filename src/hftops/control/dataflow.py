@@ -96,9 +96,7 @@ def redis_flow(config: Config, now: Callable[[], float] = time.time) -> dict[str
         try:
             now_ms = int(now() * 1000)
             streams = streams_info(client, stream_keys(client), now_ms)
-            cursor = {
-                _text(k): int(v) for k, v in client.hgetall(collector_cursor_key(config.venue.name)).items()
-            }
+            cursor = {_text(k): int(v) for k, v in client.hgetall(collector_cursor_key(config.venue.name)).items()}
             stats = {}
             for field, raw in client.hgetall(STATS_KEY).items():
                 try:
@@ -225,8 +223,7 @@ def warm_store_reader(config: Config) -> threading.Thread | None:
     directly once the recorder has exited) do not pay its ~0.2 s import inside the stop budget."""
     if config.clickhouse.url is not None:
         return None
-    thread = threading.Thread(target=importlib.import_module, args=("chdb.session",), name="warm-chdb",
-                              daemon=True)
+    thread = threading.Thread(target=importlib.import_module, args=("chdb.session",), name="warm-chdb", daemon=True)
     thread.start()
     return thread
 

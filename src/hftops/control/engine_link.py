@@ -21,8 +21,15 @@ class EngineCommandError(Exception):
         self.result = result or {}
 
 
-def engine_command(redis_url: str, cmd: str, args: dict[str, Any] | None = None, *, operator: str = "",
-                   reason: str = "", timeout_s: float = 5.0) -> dict[str, Any]:
+def engine_command(
+    redis_url: str,
+    cmd: str,
+    args: dict[str, Any] | None = None,
+    *,
+    operator: str = "",
+    reason: str = "",
+    timeout_s: float = 5.0,
+) -> dict[str, Any]:
     """Blocking: XADD the command, then read replies until ours arrives or `timeout_s` passes."""
     client = redis.Redis.from_url(redis_url, socket_timeout=timeout_s + 2.0)
     command_id = uuid.uuid4().hex
@@ -31,9 +38,19 @@ def engine_command(redis_url: str, cmd: str, args: dict[str, Any] | None = None,
         info = client.xinfo_stream(ENGINE_REPLY_STREAM) if client.exists(ENGINE_REPLY_STREAM) else None
         last = info["last-generated-id"] if info else "0-0"
         last = last.decode() if isinstance(last, bytes) else last
-        client.xadd(ENGINE_CMD_STREAM, {"id": command_id, "cmd": cmd, "args": json.dumps(args or {}),
-                                        "operator": operator, "reason": reason, "ts_ns": str(time.time_ns())},
-                    maxlen=ENGINE_CMD_MAXLEN, approximate=True)
+        client.xadd(
+            ENGINE_CMD_STREAM,
+            {
+                "id": command_id,
+                "cmd": cmd,
+                "args": json.dumps(args or {}),
+                "operator": operator,
+                "reason": reason,
+                "ts_ns": str(time.time_ns()),
+            },
+            maxlen=ENGINE_CMD_MAXLEN,
+            approximate=True,
+        )
         deadline = time.monotonic() + timeout_s
         while (left := deadline - time.monotonic()) > 0:
             batch: Any = client.xread({ENGINE_REPLY_STREAM: last}, count=64, block=max(1, int(left * 1000)))
@@ -45,9 +62,12 @@ def engine_command(redis_url: str, cmd: str, args: dict[str, Any] | None = None,
                     result = json.loads(fields.get(b"result", b"{}"))
                     if fields.get(b"ok") == b"1":
                         return result
-                    raise EngineCommandError(str(result.get("error", "engine refused")),
-                                             refused=bool(result.get("refused")), result=result)
-        raise EngineCommandError(f"the engine did not answer {cmd!r} within {timeout_s:g} s: is it running "
-                                 f"(`trading status`) and connected to {redis_url}?")
+                    raise EngineCommandError(
+                        str(result.get("error", "engine refused")), refused=bool(result.get("refused")), result=result
+                    )
+        raise EngineCommandError(
+            f"the engine did not answer {cmd!r} within {timeout_s:g} s: is it running "
+            f"(`trading status`) and connected to {redis_url}?"
+        )
     finally:
         client.close()

@@ -40,9 +40,7 @@ def tcp_socket(host: str, port: int) -> socket.socket:
 
 def unix_socket(path: Path) -> socket.socket:
     if len(str(path)) > 107:
-        raise OSError(
-            f"control socket path {path} is longer than 107 bytes; set XDG_RUNTIME_DIR or a shorter data_dir"
-        )
+        raise OSError(f"control socket path {path} is longer than 107 bytes; set XDG_RUNTIME_DIR or a shorter data_dir")
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -118,9 +116,7 @@ class ApiRunner:
             sock = tcp_socket(self.host, self.port)
         except OSError as exc:
             self.state, self.detail = RunState.FAILED, f"cannot bind {self.host}:{self.port}: {exc.strerror}"
-            raise StartFailed(
-                self.name, self.detail + " (set api.port or HFT_API_PORT to a free port)"
-            ) from exc
+            raise StartFailed(self.name, self.detail + " (set api.port or HFT_API_PORT to a free port)") from exc
         self._served = ServedApp(self.app_factory(), sock)
         try:
             await self._served.start(ready_timeout_s)

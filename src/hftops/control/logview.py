@@ -125,9 +125,7 @@ def _follow(
 def format_entry(entry: dict[str, Any]) -> str:
     skip = {"timestamp", "source", "level", "event", "logger"}
     extras = " ".join(
-        f"{k}={v}"
-        for k, v in entry.items()
-        if k not in skip and not (k == "component" and v == entry.get("source"))
+        f"{k}={v}" for k, v in entry.items() if k not in skip and not (k == "component" and v == entry.get("source"))
     )
     return (
         f"{entry.get('timestamp', '')[:23]:23} {entry.get('source', ''):10} "

@@ -73,13 +73,9 @@ class SupervisorHooks:
     def stopped(self, report: ShutdownReport | None) -> None: ...
 
 
-async def run_supervisor(
-    config: Config, *, operator: str, hooks: SupervisorHooks, foreground: bool = False
-) -> int:
+async def run_supervisor(config: Config, *, operator: str, hooks: SupervisorHooks, foreground: bool = False) -> int:
     paths = DataPaths(config.data_dir).ensure()
-    log = configure_logging(
-        "supervisor", paths.log, config.log.level, config.log.max_bytes, config.log.backups
-    )
+    log = configure_logging("supervisor", paths.log, config.log.level, config.log.max_bytes, config.log.backups)
     if foreground:  # the live view owns the terminal; logs go to the file (`trading logs -f`)
         root = logging.getLogger()
         for handler in list(root.handlers):
@@ -151,9 +147,7 @@ async def _serve(sup: Supervisor, operator: str, hooks: SupervisorHooks, log: An
     if received and sup.final_report is None:
         log.info("stopping on signal", signal=received[0])
     # Returns the report of a stop already done through the control socket, or stops now.
-    report = await sup.shutdown(
-        ShutdownPlan(actor=operator, reason=f"signal {received[0] if received else '?'}")
-    )
+    report = await sup.shutdown(ShutdownPlan(actor=operator, reason=f"signal {received[0] if received else '?'}"))
     watcher.cancel()
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await watcher

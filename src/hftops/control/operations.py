@@ -38,9 +38,7 @@ def cli_logging(config: Config) -> None:
     """What the CLI itself logs (a stop through PID files) goes to <data>/log/cli.log, never to stdout."""
     from hftops.logs import configure_logging
 
-    configure_logging(
-        "cli", DataPaths(config.data_dir).log, config.log.level, config.log.max_bytes, config.log.backups
-    )
+    configure_logging("cli", DataPaths(config.data_dir).log, config.log.level, config.log.max_bytes, config.log.backups)
 
 
 def current_status(config: Config, *, with_ledger: bool = True) -> dict[str, Any]:
@@ -83,8 +81,7 @@ def start_platform(config: Config, operator: str) -> Outcome:
         pids = {n: r.pid for n, r in live.items()}
         return Outcome(
             1,
-            "refusing to start: components are running without a supervisor "
-            f"(pids {pids}); run `trading stop` first",
+            f"refusing to start: components are running without a supervisor (pids {pids}); run `trading stop` first",
             {"pids": pids},
         )
     backup = backup_config(config)
@@ -111,8 +108,7 @@ def _start_through_supervisor(client: SupervisorClient, config: Config, operator
     except SupervisorUnavailable as exc:
         return Outcome(
             1,
-            f"refusing to start: a supervisor holds the lock but does not answer ({exc}); "
-            "`trading stop` stops it",
+            f"refusing to start: a supervisor holds the lock but does not answer ({exc}); `trading stop` stops it",
         )
     pids = running_pids(status)
     waiting = [n for n, c in status["components"].items() if c["state"] not in ("running", "disabled")]
@@ -242,9 +238,7 @@ def emergency_stop(config: Config, operator: str, reason: str = "manual_operator
         "duration_s": round(time.monotonic() - t0, 3),
         "via": "pid files",
     }
-    AuditLog(paths.audit).append(
-        AuditEvent.EMERGENCY_STOP, actor=operator, args={"reason": reason}, result=result
-    )
+    AuditLog(paths.audit).append(AuditEvent.EMERGENCY_STOP, actor=operator, args={"reason": reason}, result=result)
     return Outcome(0, "", result)
 
 

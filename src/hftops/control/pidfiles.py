@@ -174,9 +174,7 @@ class PidFiles:
         return found
 
 
-def sweep(
-    pidfiles: PidFiles, names: tuple[str, ...] | list[str]
-) -> tuple[dict[str, PidRecord], list[PidRecord]]:
+def sweep(pidfiles: PidFiles, names: tuple[str, ...] | list[str]) -> tuple[dict[str, PidRecord], list[PidRecord]]:
     """Live records, and the stale ones removed (their PID is gone or belongs to another process)."""
     live: dict[str, PidRecord] = {}
     stale: list[PidRecord] = []

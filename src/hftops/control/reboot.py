@@ -46,9 +46,7 @@ def pre_reboot(
     after = current_status(config, with_ledger=False)
     checks = Checklist()
     still = {n: c["pid"] for n, c in after["components"].items() if c["state"] == "running"}
-    checks.add(
-        "ok" if not still else "FAIL", "every component stopped", f"still running: {still}" if still else ""
-    )
+    checks.add("ok" if not still else "FAIL", "every component stopped", f"still running: {still}" if still else "")
     if report.get("nothing_running"):
         checks.add("warn", "streams drained", "nothing was running; nothing to drain")
         saved = snapshot(config, operator, reason="pre-reboot")  # post-reboot-check compares against it
@@ -70,9 +68,7 @@ def pre_reboot(
             "ledger balanced",
             ledger.get("summary") or ledger.get("reason") or verdict,
         )
-        checks.add(
-            "ok" if report.get("snapshot") else "FAIL", "state snapshot saved", str(report.get("snapshot"))
-        )
+        checks.add("ok" if report.get("snapshot") else "FAIL", "state snapshot saved", str(report.get("snapshot")))
     backup, same = backup_matches(config)
     checks.add(
         "ok" if backup and same else ("warn" if backup else "FAIL"),
@@ -90,9 +86,7 @@ def post_reboot_check(config: Config) -> Outcome:
     paths = DataPaths(config.data_dir)
     snap = load_snapshot(paths)
     if snap is None:
-        return Outcome(
-            2, f"no snapshot under {paths.snapshots}; `trading pre-reboot` or `trading snapshot` saves one"
-        )
+        return Outcome(2, f"no snapshot under {paths.snapshots}; `trading pre-reboot` or `trading snapshot` saves one")
     tables_now = dataflow.table_rows(config)
     ok, lines = compare_tables(snap, tables_now)
     data: dict[str, Any] = {

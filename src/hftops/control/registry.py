@@ -142,9 +142,7 @@ def build_registry(config: Config, environ: Mapping[str, str] | None = None) -> 
                 module=entry.module,
             )
         )
-    specs.append(
-        ComponentSpec(API, f"control API on {config.api.host}:{config.api.port}", Readiness.IN_PROCESS)
-    )
+    specs.append(ComponentSpec(API, f"control API on {config.api.host}:{config.api.port}", Readiness.IN_PROCESS))
 
     enabled: list[ComponentSpec] = []
     for spec in specs:

@@ -90,11 +90,7 @@ def status_view(status: dict[str, Any]) -> RenderableType:
                 "tables: "
                 + ", ".join(
                     f"{t} {i['rows']:,} rows"
-                    + (
-                        f" ({i['ingest_rows_per_s']:,.0f}/s)"
-                        if i.get("ingest_rows_per_s") is not None
-                        else ""
-                    )
+                    + (f" ({i['ingest_rows_per_s']:,.0f}/s)" if i.get("ingest_rows_per_s") is not None else "")
                     for t, i in tables.items()
                 )
             )

@@ -222,8 +222,7 @@ class ProcessRunner:
             except OSError as exc:
                 raise StartFailed(
                     self.name,
-                    f"supervisor.components.{self.name}.cpu_affinity {list(cpus)} "
-                    f"cannot be applied: {exc.strerror}",
+                    f"supervisor.components.{self.name}.cpu_affinity {list(cpus)} cannot be applied: {exc.strerror}",
                 ) from exc
         self._apply_realtime(pid)
 
@@ -244,9 +243,7 @@ class ProcessRunner:
     async def _await_ready(self, timeout_s: float) -> None:
         assert self._exit_task is not None
         waiter = asyncio.create_task(self._ready_condition())
-        done, _ = await asyncio.wait(
-            {waiter, self._exit_task}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
-        )
+        done, _ = await asyncio.wait({waiter, self._exit_task}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
         if waiter in done and waiter.exception() is None:
             return
         waiter.cancel()
@@ -346,9 +343,7 @@ class ProcessRunner:
             await exit_task
         if controlled:
             self.state = RunState.STOPPED
-        return StopResult(
-            self.name, proc.pid, True, exit_task.result(), forced, round(time.monotonic() - t0, 3)
-        )
+        return StopResult(self.name, proc.pid, True, exit_task.result(), forced, round(time.monotonic() - t0, 3))
 
     async def kill(self) -> StopResult:
         """SIGKILL at once (emergency stop); never counts as a crash."""
@@ -359,9 +354,7 @@ class ProcessRunner:
         t0 = time.monotonic()
         kill_group(proc.pid)
         await exit_task
-        return StopResult(
-            self.name, proc.pid, True, exit_task.result(), True, round(time.monotonic() - t0, 3)
-        )
+        return StopResult(self.name, proc.pid, True, exit_task.result(), True, round(time.monotonic() - t0, 3))
 
     def close(self) -> None:
         if self._notify is not None:
@@ -378,9 +371,7 @@ class ProcessRunner:
             watchdog = "n/a"
         else:
             watchdog = (
-                "ok"
-                if age <= min(heartbeat_timeout_s, 3.0)
-                else ("late" if age <= heartbeat_timeout_s else "lost")
+                "ok" if age <= min(heartbeat_timeout_s, 3.0) else ("late" if age <= heartbeat_timeout_s else "lost")
             )
         return {
             "state": str(self.state),

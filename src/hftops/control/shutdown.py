@@ -112,9 +112,7 @@ def quiesce_venue(config: Config, collector_running: bool, timeout_s: float) -> 
     client = redis.Redis.from_url(config.redis_url, socket_connect_timeout=1, socket_timeout=2)
     try:
         while True:
-            cursor = {
-                _text(k): int(v) for k, v in client.hgetall(collector_cursor_key(config.venue.name)).items()
-            }
+            cursor = {_text(k): int(v) for k, v in client.hgetall(collector_cursor_key(config.venue.name)).items()}
             behind = {s: last - cursor.get(s, 0) for s, last in wanted.items() if cursor.get(s, 0) < last}
             if not behind or time.monotonic() > deadline:
                 return {"paused": True, "caught_up": not behind, "behind": behind}
@@ -217,9 +215,7 @@ async def ordered_shutdown(
     )
     path = save_snapshot(DataPaths(config.data_dir), snapshot)
     report.snapshot = str(path)
-    audit.append(
-        AuditEvent.STATE_SNAPSHOT, actor=plan.actor, args={"reason": plan.reason}, result={"path": str(path)}
-    )
+    audit.append(AuditEvent.STATE_SNAPSHOT, actor=plan.actor, args={"reason": plan.reason}, result={"path": str(path)})
     return report
 
 

@@ -68,9 +68,7 @@ def compare_tables(snapshot: dict[str, Any], tables_now: dict[str, Any]) -> tupl
     """Every table must hold at least the rows it held at the snapshot (nothing lost over the reboot)."""
     then = snapshot.get("tables") or {}
     if "error" in then:
-        return False, [
-            f"the snapshot has no table counts ({then['error']}); take one with `trading snapshot`"
-        ]
+        return False, [f"the snapshot has no table counts ({then['error']}); take one with `trading snapshot`"]
     if "error" in tables_now:
         return False, [tables_now["error"]]
     ok, lines = True, []

@@ -98,8 +98,14 @@ def offline_status(config: Config, *, with_ledger: bool = True) -> dict[str, Any
     )
 
 
-def assemble(supervisor: dict[str, Any], components: dict[str, Any], flow: dict[str, Any],
-             ledger: dict[str, Any], *, config: Config | None = None) -> dict[str, Any]:
+def assemble(
+    supervisor: dict[str, Any],
+    components: dict[str, Any],
+    flow: dict[str, Any],
+    ledger: dict[str, Any],
+    *,
+    config: Config | None = None,
+) -> dict[str, Any]:
     """The one shape of `status --json` and `GET /api/status`, whoever computed the parts."""
     status: dict[str, Any] = {
         "supervisor": supervisor,
@@ -112,4 +118,3 @@ def assemble(supervisor: dict[str, Any], components: dict[str, Any], flow: dict[
     status["engine"] = engine_section(components, flow)  # strategies, open orders, positions, equity
     status["health"], status["exit_code"] = health(status)
     return status
-

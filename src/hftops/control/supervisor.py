@@ -194,9 +194,7 @@ class Supervisor:
             for name in list(self._restart_tasks):
                 self._cancel_restart(name)
             units = [r for n, r in self.runners.items() if include_api or n != API]
-            report = await ordered_shutdown(
-                units, self.config, self.audit, plan, process_facts=self.process_table
-            )
+            report = await ordered_shutdown(units, self.config, self.audit, plan, process_facts=self.process_table)
             for runner in units:
                 if runner.state in (RunState.FAILED, RunState.BACKOFF, RunState.EMERGENCY_STOPPED):
                     runner.state = RunState.STOPPED
@@ -352,7 +350,7 @@ class Supervisor:
                     "uptime_s": None,
                     "rss_bytes": None,
                     "cpu_affinity": None,
-                "scheduling": None,
+                    "scheduling": None,
                     "restarts": 0,
                     "watchdog": "n/a",
                 }

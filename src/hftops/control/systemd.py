@@ -42,10 +42,46 @@ def quote(arg: str) -> str:
 
 # The kernel's sched_prio_to_weight: the CPU weight of nice -20 .. 19 (nice 0 is 1024).
 _NICE_WEIGHT = (
-    88761, 71755, 56483, 46273, 36291, 29154, 23254, 18705, 14949, 11916,
-    9548, 7620, 6100, 4904, 3906, 3121, 2501, 1991, 1586, 1277,
-    1024, 820, 655, 526, 423, 335, 272, 215, 172, 137,
-    110, 87, 70, 56, 45, 36, 29, 23, 18, 15,
+    88761,
+    71755,
+    56483,
+    46273,
+    36291,
+    29154,
+    23254,
+    18705,
+    14949,
+    11916,
+    9548,
+    7620,
+    6100,
+    4904,
+    3906,
+    3121,
+    2501,
+    1991,
+    1586,
+    1277,
+    1024,
+    820,
+    655,
+    526,
+    423,
+    335,
+    272,
+    215,
+    172,
+    137,
+    110,
+    87,
+    70,
+    56,
+    45,
+    36,
+    29,
+    23,
+    18,
+    15,
 )
 
 
@@ -130,9 +166,7 @@ def generate(config: Config, *, user: bool, config_path: Path | None) -> list[Un
     if config_path is not None:
         env = {"HFT_CONFIG": str(config_path.resolve()), **env}
     has_redis = any(s.name == REDIS for s in specs)
-    units = [
-        _unit(spec, config, [s.name for s in specs[:i]], has_redis, env, user) for i, spec in enumerate(specs)
-    ]
+    units = [_unit(spec, config, [s.name for s in specs[:i]], has_redis, env, user) for i, spec in enumerate(specs)]
     names = " ".join(u.name for u in units)
     target = "\n".join(
         [

@@ -17,9 +17,7 @@ def counts_line(flow: dict[str, Any]) -> str:
     totals = flow.get("totals") or {}
     tables = flow.get("tables") or {}
     table_text = (
-        tables["error"]
-        if "error" in tables
-        else ", ".join(f"{name} {info['rows']:,}" for name, info in tables.items())
+        tables["error"] if "error" in tables else ", ".join(f"{name} {info['rows']:,}" for name, info in tables.items())
     )
     wal = flow.get("wal") or {}
     return (
@@ -39,9 +37,7 @@ def report_lines(report: dict[str, Any]) -> list[str]:
         if not step.get("was_running"):
             continue
         how = "FORCED (SIGKILL after timeout)" if step["forced"] else f"exit {step.get('exit_code')}"
-        lines.append(
-            f"  stopped {step['component']:<10} pid {step['pid']:<8} in {step['duration_s']:.2f}s  {how}"
-        )
+        lines.append(f"  stopped {step['component']:<10} pid {step['pid']:<8} in {step['duration_s']:.2f}s  {how}")
     drained = report.get("drained")
     if drained is not None:
         lines.append(
@@ -54,9 +50,7 @@ def report_lines(report: dict[str, Any]) -> list[str]:
     if ledger:
         verdict = ledger_verdict(ledger)
         detail = ledger.get("summary") or ledger.get("reason") or ""
-        lines.append(
-            f"ledger: {verdict}" + (f" ({detail})" if detail and detail != f"ledger {verdict}" else "")
-        )
+        lines.append(f"ledger: {verdict}" + (f" ({detail})" if detail and detail != f"ledger {verdict}" else ""))
     if report.get("snapshot"):
         lines.append(f"snapshot: {report['snapshot']}")
     code = report.get("exit_code", 0)

@@ -33,9 +33,14 @@ async def run(config: Config) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, engine.stop)
-    log.info("engine_starting", venue=config.venue.name, symbols=list(config.venue.symbols),
-             broker=config.broker_rest_url, redis=config.redis_url,
-             strategies=[s.strategy_id for s in engine.strategies])
+    log.info(
+        "engine_starting",
+        venue=config.venue.name,
+        symbols=list(config.venue.symbols),
+        broker=config.broker_rest_url,
+        redis=config.redis_url,
+        strategies=[s.strategy_id for s in engine.strategies],
+    )
     return await engine.run()
 
 

@@ -91,8 +91,9 @@ class CommandInbox:
         handler = self.handlers.get(command.cmd)
         if handler is None:
             self.counters["refused"] += 1
-            await self._reply(command.id, False, {"error": f"unknown engine command {command.cmd!r}; known: "
-                                                            f"{sorted(self.handlers)}"})
+            await self._reply(
+                command.id, False, {"error": f"unknown engine command {command.cmd!r}; known: {sorted(self.handlers)}"}
+            )
             return
         self.log.info("engine_cmd", id=command.id, cmd=command.cmd, operator=command.operator, args=command.args)
         try:
@@ -105,8 +106,9 @@ class CommandInbox:
         except Exception as exc:
             self.counters["failed"] += 1
             self.log.exception("engine_cmd_failed", id=command.id, cmd=command.cmd)
-            await self._reply(command.id, False, {"error": f"engine failed on {command.cmd}: "
-                                                            f"{type(exc).__name__}: {exc}"})
+            await self._reply(
+                command.id, False, {"error": f"engine failed on {command.cmd}: {type(exc).__name__}: {exc}"}
+            )
             return
         self.counters["ok"] += 1
         await self._reply(command.id, True, result)

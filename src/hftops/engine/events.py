@@ -63,14 +63,21 @@ class EventPublisher:
             self._pending.popleft()
             self.counters.dropped += 1
             if self.counters.dropped == 1 or self.counters.dropped % 10_000 == 0:
-                log.error("events.dropped", dropped=self.counters.dropped, max_pending=self._max_pending,
-                          hint="Redis has been unreachable for long; the recorder misses these exec events")
+                log.error(
+                    "events.dropped",
+                    dropped=self.counters.dropped,
+                    max_pending=self._max_pending,
+                    hint="Redis has been unreachable for long; the recorder misses these exec events",
+                )
         self._wake.set()
 
     def dead_letter(self, letter: msgspec.Struct) -> None:
         """Refused input (a bad broker report) to `ops:dlq`, with `source`/`reason` beside the struct."""
-        fields: dict[str, bytes | str] = {F_DATA: _ENCODER.encode(letter), "source": getattr(letter, "source", ""),
-                                          "reason": getattr(letter, "reason", "")}
+        fields: dict[str, bytes | str] = {
+            F_DATA: _ENCODER.encode(letter),
+            "source": getattr(letter, "source", ""),
+            "reason": getattr(letter, "reason", ""),
+        }
         self._pending.append((DLQ_STREAM, fields))
         self._wake.set()
 
@@ -99,8 +106,7 @@ class EventPublisher:
             except (RedisError, OSError, TimeoutError) as exc:
                 self.counters.write_failures += 1
                 if self.counters.write_failures == 1 or self.counters.write_failures % 20 == 0:
-                    log.warning("events.write_failed", error=f"{type(exc).__name__}: {exc}",
-                                pending=len(self._pending))
+                    log.warning("events.write_failed", error=f"{type(exc).__name__}: {exc}", pending=len(self._pending))
                 return False
             for _ in batch:
                 self._pending.popleft()
@@ -110,8 +116,9 @@ class EventPublisher:
     async def publish_stats(self, snapshot: dict[str, Any]) -> None:
         """`ops:stats` field `engine` (best effort: skipped silently while Redis is down)."""
         with contextlib.suppress(RedisError, OSError, TimeoutError):
-            await asyncio.wait_for(self._redis.hset(STATS_HASH, self._component, json.dumps(snapshot, default=str)),
-                                   1.0)
+            await asyncio.wait_for(
+                self._redis.hset(STATS_HASH, self._component, json.dumps(snapshot, default=str)), 1.0
+            )
 
     def stats(self) -> dict[str, Any]:
         self.counters.pending = len(self._pending)

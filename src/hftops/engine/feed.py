@@ -43,8 +43,9 @@ def _text(value: bytes | str) -> str:
 
 
 class MarketFeed:
-    def __init__(self, redis: aioredis.Redis, venue: str, symbols: tuple[str, ...], with_bbo: bool = True,
-                 block_ms: int = 200) -> None:
+    def __init__(
+        self, redis: aioredis.Redis, venue: str, symbols: tuple[str, ...], with_bbo: bool = True, block_ms: int = 200
+    ) -> None:
         self._redis = redis
         self._venue = venue
         self._keys: dict[str, tuple[MdKind, str]] = {}
@@ -62,19 +63,22 @@ class MarketFeed:
             newest: Any = await self._redis.xrevrange(key, count=1)
             self._cursor[key] = _text(newest[0][0]) if newest else "0-0"
 
-    async def run(self, stopping: asyncio.Event, on_tick: Callable[[Tick], None],
-                  on_bbo: Callable[[Bbo], None]) -> None:
+    async def run(
+        self, stopping: asyncio.Event, on_tick: Callable[[Tick], None], on_bbo: Callable[[Bbo], None]
+    ) -> None:
         if not self._cursor:
             await self.position_at_latest()
         while not stopping.is_set():
             try:
-                answer: Any = await self._redis.xread(
-                    self._cursor, count=100, block=self._block_ms)  # type: ignore[arg-type]
+                answer: Any = await self._redis.xread(self._cursor, count=100, block=self._block_ms)  # type: ignore[arg-type]
             except (RedisError, OSError) as exc:
                 self.counters.read_failures += 1
                 if self.counters.read_failures == 1 or self.counters.read_failures % 50 == 0:
-                    log.warning("feed.read_failed", error=f"{type(exc).__name__}: {exc}",
-                                hint="market data paused until Redis answers again")
+                    log.warning(
+                        "feed.read_failed",
+                        error=f"{type(exc).__name__}: {exc}",
+                        hint="market data paused until Redis answers again",
+                    )
                 await asyncio.sleep(0.5)
                 continue
             for raw_key, entries in answer or ():
@@ -87,15 +91,23 @@ class MarketFeed:
                 self.last_data_ns = time.time_ns()
             await asyncio.sleep(0)  # let order sends and callbacks run between batches
 
-    async def _handle(self, key: str, kind: MdKind, symbol: str, fields: dict[bytes, bytes],
-                      on_tick: Callable[[Tick], None], on_bbo: Callable[[Bbo], None]) -> None:
+    async def _handle(
+        self,
+        key: str,
+        kind: MdKind,
+        symbol: str,
+        fields: dict[bytes, bytes],
+        on_tick: Callable[[Tick], None],
+        on_bbo: Callable[[Bbo], None],
+    ) -> None:
         payload = fields.get(F_DATA.encode(), b"")
         try:
             rows: list[Any] = (TRADE_BATCH_DECODER if kind is MdKind.TRADE else BBO_BATCH_DECODER).decode(payload)
         except msgspec.DecodeError as exc:
             self.counters.bad_batches += 1
-            await self._dead_letter("bad_batch", f"{key}: batch does not decode as {kind} rows: {exc}", payload,
-                                    symbol, kind)
+            await self._dead_letter(
+                "bad_batch", f"{key}: batch does not decode as {kind} rows: {exc}", payload, symbol, kind
+            )
             return
         for row in rows:
             try:
@@ -109,14 +121,30 @@ class MarketFeed:
                     on_bbo(view_bbo)
             except BadMarketData as exc:
                 self.counters.bad_rows += 1
-                await self._dead_letter("bad_row", str(exc), msgspec.msgpack.encode(row), symbol, kind,
-                                        ref_id=getattr(row, "trade_id", getattr(row, "update_id", -1)))
+                await self._dead_letter(
+                    "bad_row",
+                    str(exc),
+                    msgspec.msgpack.encode(row),
+                    symbol,
+                    kind,
+                    ref_id=getattr(row, "trade_id", getattr(row, "update_id", -1)),
+                )
 
-    async def _dead_letter(self, reason: str, detail: str, payload: bytes, symbol: str, kind: MdKind,
-                           ref_id: int = -1) -> None:
+    async def _dead_letter(
+        self, reason: str, detail: str, payload: bytes, symbol: str, kind: MdKind, ref_id: int = -1
+    ) -> None:
         log.error("feed.bad_market_data", reason=reason, detail=detail)
-        letter = DeadLetter(source=SOURCE, reason=reason, detail=detail, payload=payload, time_ns=time.time_ns(),
-                            venue=self._venue, symbol=symbol, kind=kind.value, ref_id=ref_id)
+        letter = DeadLetter(
+            source=SOURCE,
+            reason=reason,
+            detail=detail,
+            payload=payload,
+            time_ns=time.time_ns(),
+            venue=self._venue,
+            symbol=symbol,
+            kind=kind.value,
+            ref_id=ref_id,
+        )
         try:
             await self._redis.xadd(DLQ_STREAM, {"d": _DLQ_ENCODER.encode(letter), "source": SOURCE, "reason": reason})
         except (RedisError, OSError) as exc:

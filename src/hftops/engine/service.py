@@ -71,8 +71,9 @@ def _flag(environ: Mapping[str, str], name: str, default: str = "1") -> bool:
 
 
 class Engine:
-    def __init__(self, config: Config, *, environ: Mapping[str, str], clock: Callable[[], int] = time.time_ns,
-                 log: Any = None) -> None:
+    def __init__(
+        self, config: Config, *, environ: Mapping[str, str], clock: Callable[[], int] = time.time_ns, log: Any = None
+    ) -> None:
         self.config = config
         self.paths = DataPaths(config.data_dir)
         self.log = log or structlog.get_logger("engine").bind(component="engine")
@@ -90,17 +91,28 @@ class Engine:
         self.autonomy_gate, self.governor_gate = autonomy_gates(self.autonomy)
         # Flattening (ops/): closes positions until the broker confirms them flat; its gate keeps a scope
         # being flattened from reopening; a flatten still open at its deadline goes HALT (flatten_failed).
-        self.flattener = PositionFlattener(EngineFlattenPort(self), config.flatten, clock=clock,
-                                           autonomy=self.autonomy, log=self.log)
+        self.flattener = PositionFlattener(
+            EngineFlattenPort(self), config.flatten, clock=clock, autonomy=self.autonomy, log=self.log
+        )
         # Sessions (ops/): phases from the wall clock; FORCE_FLAT hands the track to the flattener.
-        self.sessions = build_session_governor(config, environ=environ, clock=clock,
-                                               on_force_flat=self._on_force_flat, log=self.log)
+        self.sessions = build_session_governor(
+            config, environ=environ, clock=clock, on_force_flat=self._on_force_flat, log=self.log
+        )
         self.session_gate, self.flatten_gate = session_gates(self.sessions)
         self._force_flat_pending: set[str] = set()  # FORCE_FLAT tracks seen before startup finished
         overrides, default = limit_specs(config)
-        self.chain = build_gate_chain(overrides, default, clock,
-                                      safety_gates=(self.session_gate, self.flatten_gate, self.flattener.gate,
-                                                    self.autonomy_gate, self.governor_gate))
+        self.chain = build_gate_chain(
+            overrides,
+            default,
+            clock,
+            safety_gates=(
+                self.session_gate,
+                self.flatten_gate,
+                self.flattener.gate,
+                self.autonomy_gate,
+                self.governor_gate,
+            ),
+        )
         self.strategies = load_strategies(config, self.state)
         self.core = TradingCore(self.state, self.strategies, self.chain, on_strategy_error=self._strategy_error)
         self.redis = async_client(config.redis_url)
@@ -108,8 +120,8 @@ class Engine:
         self.feed = MarketFeed(self.redis, self.venue, self.symbols, with_bbo=config.venue.bbo)
         self.drift = DriftMonitor(config.engine.recon_drift_checks, clock)
         self.execution: ExecutionLayer = build_execution(
-            config, environ=environ, on_order=self._on_order, on_fill=self._on_fill,
-            on_bad_event=self._on_bad_event)
+            config, environ=environ, on_order=self._on_order, on_fill=self._on_fill, on_bad_event=self._on_bad_event
+        )
 
         self.stopping = asyncio.Event()
         self.phase = "starting"
@@ -119,8 +131,16 @@ class Engine:
         self.booked = BookedFills(floor_ns=clock())  # fills before it are in the broker's positions
         self.last_checkpoint_ns: int | None = None
         self.broker_rejects: dict[tuple[str, str], int] = {}  # (strategy, reason) -> count
-        self.counters = {"refused_intents": 0, "backfill_skipped": 0, "send_errors": 0, "invalid_updates": 0,
-                         "bad_events": 0, "recon_query_failures": 0, "strategy_errors": 0, "duplicate_cancels": 0}
+        self.counters = {
+            "refused_intents": 0,
+            "backfill_skipped": 0,
+            "send_errors": 0,
+            "invalid_updates": 0,
+            "bad_events": 0,
+            "recon_query_failures": 0,
+            "strategy_errors": 0,
+            "duplicate_cancels": 0,
+        }
         self._sends: set[asyncio.Task[None]] = set()
         self._canceling: set[str] = set()  # client order ids with a cancel (or amend) on its way
         self._dirty = True
@@ -134,9 +154,15 @@ class Engine:
         self.commands.register("flatten", flatten_handler(self.flattener))
         self.flattener.notifier = self.notifier
         # Margin (ops/): polls the broker's account; margin_critical -> REDUCE_ONLY, alerts on the edges.
-        self.margin = MarginMonitor(self.execution.rest, self.autonomy, self.notifier, clock, config=config.margin,
-                                    publish=lambda e: self.publisher.publish_ops(OpsKind.MARGIN, e, e.level),
-                                    log=self.log)
+        self.margin = MarginMonitor(
+            self.execution.rest,
+            self.autonomy,
+            self.notifier,
+            clock,
+            config=config.margin,
+            publish=lambda e: self.publisher.publish_ops(OpsKind.MARGIN, e, e.level),
+            log=self.log,
+        )
         self.autonomy_wiring = AutonomyWiring(self, self.autonomy_settings)  # monitor, actions, halt/rearm
 
     # --- process lifecycle ---------------------------------------------------------------------------
@@ -167,8 +193,9 @@ class Engine:
             await asyncio.gather(commands, return_exceptions=True)
             self._notifier_stop.set()
             with contextlib.suppress(TimeoutError):  # run() bounds its own flush; this guards a stuck close
-                await asyncio.wait_for(asyncio.gather(notifier, return_exceptions=True),
-                                       self.config.notify.stop_flush_s + 1.0)
+                await asyncio.wait_for(
+                    asyncio.gather(notifier, return_exceptions=True), self.config.notify.stop_flush_s + 1.0
+                )
             housekeeping.cancel()
             await asyncio.gather(housekeeping, return_exceptions=True)
             await self.autonomy_wiring.close()
@@ -185,8 +212,9 @@ class Engine:
             return False
         if not await self._wait(self._backfill, "broker trade history", self.config.broker_rest_url):
             return False
-        if not self.checkpoint_corrupt and not await self._wait(self._reconcile_at_start, "broker positions",
-                                                                self.config.broker_rest_url):
+        if not self.checkpoint_corrupt and not await self._wait(
+            self._reconcile_at_start, "broker positions", self.config.broker_rest_url
+        ):
             return False
         await self.feed.position_at_latest()
         self.phase = "refusing" if self.refusing_reason else "running"
@@ -194,9 +222,13 @@ class Engine:
         self._force_flat_pending_now()
         self.autonomy_wiring.on_ready()  # HALT restored at boot: cancel and flatten now that the broker is up
         notify_ready(f"engine {self.phase}")
-        self.log.info("engine_ready", phase=self.phase, refusing_reason=self.refusing_reason,
-                      strategies=[s.strategy_id for s in self.strategies], net={k: str(v) for k, v in
-                                                                                 self.state.positions.net().items()})
+        self.log.info(
+            "engine_ready",
+            phase=self.phase,
+            refusing_reason=self.refusing_reason,
+            strategies=[s.strategy_id for s in self.strategies],
+            net={k: str(v) for k, v in self.state.positions.net().items()},
+        )
         self._dispatch(self.core.start())
         return True
 
@@ -219,8 +251,11 @@ class Engine:
 
     def _load_checkpoint(self) -> None:
         if not self.checkpoint_enabled:
-            self.log.warning("checkpoint_disabled", env=ENV_CHECKPOINT_ENABLED,
-                             hint="positions start from the broker's through startup reconciliation")
+            self.log.warning(
+                "checkpoint_disabled",
+                env=ENV_CHECKPOINT_ENABLED,
+                hint="positions start from the broker's through startup reconciliation",
+            )
             return
         try:
             body = load_checkpoint(self.checkpoint_file)
@@ -239,8 +274,13 @@ class Engine:
         # fills made while the engine was down, however long, are read back from the broker's trade history
         self.execution.router.backfill_from_ms = self.booked.floor_ns // 1_000_000
         self.last_checkpoint_ns = body.written_ns
-        self.log.info("checkpoint_loaded", path=str(self.checkpoint_file), trading_date=str(body.trading_date),
-                      positions=len(body.positions), net={k: str(v) for k, v in book.net().items()})
+        self.log.info(
+            "checkpoint_loaded",
+            path=str(self.checkpoint_file),
+            trading_date=str(body.trading_date),
+            positions=len(body.positions),
+            net={k: str(v) for k, v in book.net().items()},
+        )
 
     async def _broker_up(self) -> None:
         layer = self.execution
@@ -256,8 +296,12 @@ class Engine:
     async def _backfill(self) -> None:
         """Fills the venue made while the engine was down (userTrades); older ones are in the checkpoint."""
         report = await self.execution.router.resync(self.symbols)
-        self.log.info("backfill_done", fills_recovered=report.fills_recovered, open_orders=report.open_orders,
-                      skipped_already_booked=self.counters["backfill_skipped"])
+        self.log.info(
+            "backfill_done",
+            fills_recovered=report.fills_recovered,
+            open_orders=report.open_orders,
+            skipped_already_booked=self.counters["backfill_skipped"],
+        )
 
     async def _broker_positions(self) -> dict[str, BrokerPosition]:
         rows = await self.execution.rest.position_risk()
@@ -265,18 +309,23 @@ class Engine:
 
     async def _reconcile_at_start(self) -> None:
         if not self.recon_enabled:
-            self.log.warning("startup_recon_disabled", env="HFT_STARTUP_RECON_ENABLED",
-                             hint="positions are the checkpoint's; the broker's view is not checked at start")
+            self.log.warning(
+                "startup_recon_disabled",
+                env="HFT_STARTUP_RECON_ENABLED",
+                hint="positions are the checkpoint's; the broker's view is not checked at start",
+            )
             return
         broker = await self._broker_positions()
         result = reconcile_startup(self.state.positions.net(), broker, self.recon_threshold)
         for d in result.decisions:
             self._publish_recon(f"startup_{d.action.value}", d.symbol, d.local_qty, d.broker_qty, d.detail)
-            self.log.info("startup_recon", symbol=d.symbol, action=d.action.value, reason=d.reason.value,
-                          detail=d.detail)
+            self.log.info(
+                "startup_recon", symbol=d.symbol, action=d.action.value, reason=d.reason.value, detail=d.detail
+            )
         if not result.ok:
             self.refusing_reason = "startup reconciliation refused trading: " + "; ".join(
-                d.detail for d in result.refusals)
+                d.detail for d in result.refusals
+            )
             self.log.error("startup_recon_refused", reason=self.refusing_reason)
             return
         apply_startup_reconciliation(self.state.positions, result, broker)
@@ -292,20 +341,28 @@ class Engine:
         try:
             if cancel and self.execution._task is not None:
                 report = await asyncio.wait_for(self.execution.router.cancel_all(self.symbols), STOP_BUDGET_S / 2)
-                self.log.info("engine_orders_canceled", left_open=report.open_orders,
-                              fills_recovered=report.fills_recovered)
+                self.log.info(
+                    "engine_orders_canceled", left_open=report.open_orders, fills_recovered=report.fills_recovered
+                )
         except Exception as exc:  # the broker may be down at stop: say what is left, still checkpoint
-            self.log.error("engine_cancel_on_stop_failed", error=f"{type(exc).__name__}: {exc}",
-                           hint="check `trading orders --open` / the venue for resting orders")
+            self.log.error(
+                "engine_cancel_on_stop_failed",
+                error=f"{type(exc).__name__}: {exc}",
+                hint="check `trading orders --open` / the venue for resting orders",
+            )
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.execution.stop(cancel_open_orders=False), 1.5)
         self.write_checkpoint()
         left = [
             {"strategy": p.strategy_id, "symbol": p.symbol, "qty": str(p.qty), "avg_price": str(p.avg_price)}
-            for p in self.state.positions if p.qty != 0
+            for p in self.state.positions
+            if p.qty != 0
         ]
-        self.log.info("engine_stopped_with_positions", positions=left, net={
-            k: str(v) for k, v in self.state.positions.net().items() if v != 0})
+        self.log.info(
+            "engine_stopped_with_positions",
+            positions=left,
+            net={k: str(v) for k, v in self.state.positions.net().items() if v != 0},
+        )
         self._publish_snapshots()
 
     # --- periodic work -------------------------------------------------------------------------------
@@ -378,11 +435,19 @@ class Engine:
             held = {symbol: p.qty for symbol, p in broker.items()}
             for report in self.drift.observe(self.state.positions.net(), held):
                 kind = "resolved" if report.resolved else "drift"
-                detail = (f"{report.symbol}: engine {report.local_qty}, broker {report.broker_qty} "
-                          f"({report.checks} checks)")
+                detail = (
+                    f"{report.symbol}: engine {report.local_qty}, broker {report.broker_qty} ({report.checks} checks)"
+                )
                 (self.log.info if report.resolved else self.log.warning)("recon_" + kind, detail=detail)
-                self._publish_recon(kind, report.symbol, report.local_qty, report.broker_qty, detail,
-                                    checks=report.checks, since_ns=report.since_ns)
+                self._publish_recon(
+                    kind,
+                    report.symbol,
+                    report.local_qty,
+                    report.broker_qty,
+                    detail,
+                    checks=report.checks,
+                    since_ns=report.since_ns,
+                )
 
     def write_checkpoint(self) -> None:
         # Never over a corrupt file (the operator's evidence) or while refusing (positions not trusted).
@@ -391,12 +456,22 @@ class Engine:
         try:
             now = self.clock()
             book = self.state.positions
-            write_checkpoint(self.checkpoint_file, book.snapshots(), datetime.fromtimestamp(now / 1e9, UTC).date(),
-                             now, book.peak_equity, self.booked.for_checkpoint(now))
+            write_checkpoint(
+                self.checkpoint_file,
+                book.snapshots(),
+                datetime.fromtimestamp(now / 1e9, UTC).date(),
+                now,
+                book.peak_equity,
+                self.booked.for_checkpoint(now),
+            )
             self.last_checkpoint_ns = now
         except OSError as exc:
-            self.log.error("checkpoint_write_failed", path=str(self.checkpoint_file), error=str(exc),
-                           hint="check free space and permissions of the state directory")
+            self.log.error(
+                "checkpoint_write_failed",
+                path=str(self.checkpoint_file),
+                error=str(exc),
+                hint="check free space and permissions of the state directory",
+            )
 
     # --- events in -----------------------------------------------------------------------------------
 
@@ -435,8 +510,16 @@ class Engine:
 
     def _on_bad_event(self, reason: str, payload: str) -> None:
         self.counters["bad_events"] += 1
-        self.publisher.dead_letter(DeadLetter(source="engine", reason="bad_broker_event", detail=reason,
-                                              payload=payload.encode(), time_ns=self.clock(), venue=self.venue))
+        self.publisher.dead_letter(
+            DeadLetter(
+                source="engine",
+                reason="bad_broker_event",
+                detail=reason,
+                payload=payload.encode(),
+                time_ns=self.clock(),
+                venue=self.venue,
+            )
+        )
 
     def _strategy_error(self, strategy_id: str, hook: str, exc: BaseException) -> None:
         self.counters["strategy_errors"] += 1
@@ -494,8 +577,13 @@ class Engine:
             self.log.warning("cancel_unknown_order", client_order_id=intent.client_order_id)
         except Exception as exc:  # a send that failed is settled by the next resync; never kills the engine
             self.counters["send_errors"] += 1
-            self.log.error("order_send_failed", strategy=intent.strategy_id, symbol=intent.symbol,
-                           kind=intent.kind.value, error=f"{type(exc).__name__}: {exc}")
+            self.log.error(
+                "order_send_failed",
+                strategy=intent.strategy_id,
+                symbol=intent.symbol,
+                kind=intent.kind.value,
+                error=f"{type(exc).__name__}: {exc}",
+            )
         finally:
             if canceling:
                 self._canceling.discard(canceling)
@@ -522,10 +610,20 @@ class Engine:
         self.publisher.publish(ExecKind.POSITIONS, positions_snapshot(self.state, now))
         self.publisher.publish(ExecKind.PNL, pnl_snapshot(self.state, now))
 
-    def _publish_recon(self, kind: str, symbol: str, local: Decimal, broker: Decimal, detail: str,
-                       checks: int = 0, since_ns: int = 0) -> None:
-        event = ReconEvent(time_ns=self.clock(), kind=kind, symbol=symbol, local_qty=local, broker_qty=broker,
-                           checks=checks, since_ns=since_ns, detail=detail, diff=broker - local)
+    def _publish_recon(
+        self, kind: str, symbol: str, local: Decimal, broker: Decimal, detail: str, checks: int = 0, since_ns: int = 0
+    ) -> None:
+        event = ReconEvent(
+            time_ns=self.clock(),
+            kind=kind,
+            symbol=symbol,
+            local_qty=local,
+            broker_qty=broker,
+            checks=checks,
+            since_ns=since_ns,
+            detail=detail,
+            diff=broker - local,
+        )
         self.publisher.publish(ExecKind.RECON, event, kind)
 
     def _notify_summary(self) -> str:
@@ -536,7 +634,12 @@ class Engine:
         return engine_stats(self)
 
 
-def build_engine(config: Config, *, environ: Mapping[str, str] | None = None,
-                 clock: Callable[[], int] = time.time_ns, log: Any = None) -> Engine:
+def build_engine(
+    config: Config,
+    *,
+    environ: Mapping[str, str] | None = None,
+    clock: Callable[[], int] = time.time_ns,
+    log: Any = None,
+) -> Engine:
     """Construct every part of the engine from the configuration (call inside the running event loop)."""
     return Engine(config, environ=os.environ if environ is None else environ, clock=clock, log=log)

@@ -28,9 +28,17 @@ def broker_reject_reason(reason: str) -> RejectReason:
 
 def positions_snapshot(state: EngineState, now_ns: int) -> PositionsSnapshot:
     rows = [
-        PositionRow(strategy_id=m.strategy_id, symbol=m.symbol, qty=m.qty, avg_price=m.avg_price,
-                    realized_pnl=m.realized_pnl, fees=m.fees, unrealized_pnl=m.unrealized_pnl,
-                    mark_price=m.mark_price, cost_known=m.cost_known)
+        PositionRow(
+            strategy_id=m.strategy_id,
+            symbol=m.symbol,
+            qty=m.qty,
+            avg_price=m.avg_price,
+            realized_pnl=m.realized_pnl,
+            fees=m.fees,
+            unrealized_pnl=m.unrealized_pnl,
+            mark_price=m.mark_price,
+            cost_known=m.cost_known,
+        )
         for m in state.positions.marks(state.mids)
     ]
     return PositionsSnapshot(time_ns=now_ns, positions=rows, net=state.positions.net())
@@ -39,8 +47,14 @@ def positions_snapshot(state: EngineState, now_ns: int) -> PositionsSnapshot:
 def pnl_snapshot(state: EngineState, now_ns: int) -> PnlSnapshot:
     book = state.positions
     equity = book.mark(state.mids)
-    return PnlSnapshot(time_ns=now_ns, realized_pnl=book.realized_pnl(), unrealized_pnl=book.unrealized_pnl(state.mids),
-                       fees=book.fees(), equity=equity, peak_equity=book.peak_equity)
+    return PnlSnapshot(
+        time_ns=now_ns,
+        realized_pnl=book.realized_pnl(),
+        unrealized_pnl=book.unrealized_pnl(state.mids),
+        fees=book.fees(),
+        equity=equity,
+        peak_equity=book.peak_equity,
+    )
 
 
 def _iso(ns: int | None) -> str | None:
@@ -86,15 +100,31 @@ def engine_stats(engine: Engine) -> dict[str, Any]:
         for s in engine.strategies
     ]
     orders = [
-        {"client_order_id": o.client_order_id, "strategy": o.strategy_id, "symbol": o.symbol, "side": o.side.value,
-         "type": o.order_type.value, "qty": str(o.qty), "price": None if o.price is None else str(o.price),
-         "filled_qty": str(o.filled_qty), "status": o.status.value}
+        {
+            "client_order_id": o.client_order_id,
+            "strategy": o.strategy_id,
+            "symbol": o.symbol,
+            "side": o.side.value,
+            "type": o.order_type.value,
+            "qty": str(o.qty),
+            "price": None if o.price is None else str(o.price),
+            "filled_qty": str(o.filled_qty),
+            "status": o.status.value,
+        }
         for o in state.orders
     ]
     positions = [
-        {"strategy": m.strategy_id, "symbol": m.symbol, "qty": str(m.qty), "avg_price": str(m.avg_price),
-         "realized_pnl": str(m.realized_pnl), "unrealized_pnl": str(m.unrealized_pnl), "fees": str(m.fees),
-         "mark_price": None if m.mark_price is None else str(m.mark_price), "cost_known": m.cost_known}
+        {
+            "strategy": m.strategy_id,
+            "symbol": m.symbol,
+            "qty": str(m.qty),
+            "avg_price": str(m.avg_price),
+            "realized_pnl": str(m.realized_pnl),
+            "unrealized_pnl": str(m.unrealized_pnl),
+            "fees": str(m.fees),
+            "mark_price": None if m.mark_price is None else str(m.mark_price),
+            "cost_known": m.cost_known,
+        }
         for m in book.marks(state.mids)
     ]
     equity = book.mark(state.mids)
@@ -119,8 +149,11 @@ def engine_stats(engine: Engine) -> dict[str, Any]:
         "last_checkpoint_ns": engine.last_checkpoint_ns,
         "last_checkpoint_at": _iso(engine.last_checkpoint_ns),
         "checkpoint_path": str(engine.checkpoint_file),
-        "recon": {"checks": engine.drift.checks, "query_failures": engine.drift.query_failures,
-                  "drifting": sorted(engine.drift.drifting)},
+        "recon": {
+            "checks": engine.drift.checks,
+            "query_failures": engine.drift.query_failures,
+            "drifting": sorted(engine.drift.drifting),
+        },
         "counters": dict(engine.counters),
         "gates": {"evaluated": engine.chain.counters.evaluated, "accepted": engine.chain.counters.accepted},
         "sessions": engine.sessions.snapshot(),  # track -> phase, next_phase, next_at (status `sessions`)

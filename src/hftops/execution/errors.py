@@ -59,8 +59,15 @@ class BrokerError(Exception):
     MALFORMED = -9002  # an answer that is not the JSON shape Binance documents
     HTTP = -9003  # an HTTP error status without Binance's error JSON
 
-    def __init__(self, code: int, msg: str, http_status: int | None = None, *, endpoint: str = "",
-                 retry_after_s: float | None = None) -> None:
+    def __init__(
+        self,
+        code: int,
+        msg: str,
+        http_status: int | None = None,
+        *,
+        endpoint: str = "",
+        retry_after_s: float | None = None,
+    ) -> None:
         self.code = code
         self.msg = msg
         self.http_status = http_status

@@ -55,8 +55,7 @@ class Credentials:
         return sign(payload, self.api_secret)
 
 
-def load_credentials(key_env: str, secret_env: str, environ: Mapping[str, str],
-                     allow_dev_default: bool) -> Credentials:
+def load_credentials(key_env: str, secret_env: str, environ: Mapping[str, str], allow_dev_default: bool) -> Credentials:
     """Read the key and secret from the named environment variables.
 
     With neither set and `allow_dev_default` (the simulated venue), the documented development pair is used;

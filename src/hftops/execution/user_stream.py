@@ -85,8 +85,7 @@ class UserDataStream:
                 if self.listen_key is None:
                     self.listen_key = await self._rest.new_listen_key()
                 url = f"{self._ws_base}/ws/{self.listen_key}"
-                async with websockets.connect(url, open_timeout=self._open_timeout_s,
-                                              max_size=2**20) as ws:
+                async with websockets.connect(url, open_timeout=self._open_timeout_s, max_size=2**20) as ws:
                     self._ws = ws
                     self.counters.connects += 1
                     self.connected.set()

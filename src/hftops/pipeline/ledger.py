@@ -175,8 +175,7 @@ class Ledger:
             if sym.duplicates:
                 problems.append(f"{name} {sym.duplicates} duplicates")
             if sym.extra:
-                problems.append(
-                    f"{name} holds {sym.extra.count} ids never published ({_ranges_text(sym.extra)})")
+                problems.append(f"{name} holds {sym.extra.count} ids never published ({_ranges_text(sym.extra)})")
         return "ledger NOT balanced: " + "; ".join(problems)
 
 
@@ -187,6 +186,7 @@ def _ranges_text(ranges: IdRanges, shown: int = 3) -> str:
 
 
 # -- reading ------------------------------------------------------------------------------------------
+
 
 def read_sources(sources: LedgerSources) -> Observation:
     """Read every source once, in the one order that cannot report a false missing id.
@@ -228,8 +228,7 @@ def read_sources(sources: LedgerSources) -> Observation:
 
     try:
         later = sources.published()
-        obs.horizon = {k: max(p.last_id, later[k].last_id) if k in later else p.last_id
-                       for k, p in published.items()}
+        obs.horizon = {k: max(p.last_id, later[k].last_id) if k in later else p.last_id for k, p in published.items()}
     except SourceUnavailable as exc:
         unknown[exc.source] = exc.message
     obs.unknown = unknown
@@ -249,6 +248,7 @@ def _merge(a: Mapping[str, IdRanges], b: Mapping[str, IdRanges]) -> dict[str, Id
 
 
 # -- the maths ----------------------------------------------------------------------------------------
+
 
 def evaluate(obs: Observation) -> Ledger:
     symbols = {key: evaluate_symbol(obs, key) for key in sorted(obs.published)}
@@ -296,6 +296,7 @@ def evaluate_symbol(obs: Observation, key: str) -> SymbolLedger:
 
 
 # -- entry points -------------------------------------------------------------------------------------
+
 
 def compute_ledger(config: Config, sources: LedgerSources | None = None) -> Ledger:
     """One ledger evaluation. Raises LedgerUnavailable when published or stored ids cannot be read."""

@@ -54,7 +54,8 @@ class LiveSources:
         self.venue = config.venue.name
         self._query = query or _store_query(config)
         self._redis = redis_client or redis.Redis.from_url(
-            config.redis_url, socket_connect_timeout=3, socket_timeout=10)
+            config.redis_url, socket_connect_timeout=3, socket_timeout=10
+        )
         self._http = http or httpx.Client(timeout=5.0)
         self._owns = (redis_client is None, http is None)
         self.settle_timeout_s = settle_timeout_s
@@ -143,8 +144,9 @@ class LiveSources:
             except redis.RedisError:
                 return  # the pending read reports Redis being down
             # a symbol without a cursor has no collector behind it (yet): nothing to wait for
-            wanted = {s: last for s, last in wanted.items()
-                      if s.encode() in cursors and int(cursors[s.encode()]) < last}
+            wanted = {
+                s: last for s, last in wanted.items() if s.encode() in cursors and int(cursors[s.encode()]) < last
+            }
             if not wanted or self._clock() >= deadline:
                 return
             self._sleep(0.02)
@@ -164,8 +166,7 @@ class LiveSources:
         return out
 
     def _redis_down(self, exc: Exception) -> str:
-        return (f"redis not reachable at {self.config.redis_url} ({exc}); start it (`trading start`) "
-                "or fix redis.url")
+        return f"redis not reachable at {self.config.redis_url} ({exc}); start it (`trading start`) or fix redis.url"
 
     # -- WAL ----------------------------------------------------------------------------------------
 
@@ -201,8 +202,10 @@ class LiveSources:
             return self._wal_ids(pending_ids(wal_dir))
         except OSError as err:
             raise SourceUnavailable(
-                "wal", f"recorder not reachable at {url} ({exc}) and the WAL at {wal_dir} could not be read "
-                       f"({err}); start the recorder (`trading start`), it replays the WAL") from err
+                "wal",
+                f"recorder not reachable at {url} ({exc}) and the WAL at {wal_dir} could not be read "
+                f"({err}); start the recorder (`trading start`), it replays the WAL",
+            ) from err
 
     # -- database -----------------------------------------------------------------------------------
 
@@ -219,8 +222,10 @@ class LiveSources:
         if self.config.clickhouse.url is None and not (embedded / "metadata").is_dir():
             return {}  # the embedded store was never created: nothing is stored yet
         db = self.config.clickhouse.database
-        rows = self._sql(f"SELECT name, engine FROM system.tables WHERE database = {_q(db)} "
-                         f"AND name IN ({_q(MARKET_TRADES)}, {_q(DEAD_LETTERS)})")
+        rows = self._sql(
+            f"SELECT name, engine FROM system.tables WHERE database = {_q(db)} "
+            f"AND name IN ({_q(MARKET_TRADES)}, {_q(DEAD_LETTERS)})"
+        )
         return {str(name): str(engine) for name, engine in rows}
 
     def stored(self) -> dict[str, Stored]:
@@ -232,13 +237,16 @@ class LiveSources:
         where = f"venue = {_q(self.venue)} AND symbol IN ({', '.join(_q(s) for s in self._symbols)})"
         summary = self._sql(
             f"SELECT symbol, count(), uniqExact(trade_id), min(trade_id), max(trade_id) FROM {table} "
-            f"WHERE {where} GROUP BY symbol")
+            f"WHERE {where} GROUP BY symbol"
+        )
         logical_rows: dict[str, int] = {}
         with_dups = [str(r[0]) for r in summary if int(r[1]) != int(r[2])]
         if with_dups and "Replacing" in tables[MARKET_TRADES]:
             # A Replacing engine folds repeats at merge time; readers of the table see FINAL's rows.
-            rows = self._sql(f"SELECT symbol, count() FROM {table} FINAL WHERE venue = {_q(self.venue)} "
-                             f"AND symbol IN ({', '.join(_q(s) for s in with_dups)}) GROUP BY symbol")
+            rows = self._sql(
+                f"SELECT symbol, count() FROM {table} FINAL WHERE venue = {_q(self.venue)} "
+                f"AND symbol IN ({', '.join(_q(s) for s in with_dups)}) GROUP BY symbol"
+            )
             logical_rows = {str(s): int(n) for s, n in rows}
         gapped: list[str] = []
         for symbol, rows_n, distinct, lo, hi in summary:
@@ -267,7 +275,8 @@ class LiveSources:
             " AS runs "
             f"FROM (SELECT symbol, arraySort(groupUniqArray(trade_id)) AS ids FROM {table} "
             f"WHERE venue = {_q(self.venue)} AND symbol IN ({', '.join(_q(s) for s in symbols)}) "
-            "GROUP BY symbol)) ARRAY JOIN runs AS r")
+            "GROUP BY symbol)) ARRAY JOIN runs AS r"
+        )
         pairs: dict[str, list[tuple[int, int]]] = {s: [] for s in symbols}
         for symbol, lo, hi in rows:
             pairs[str(symbol)].append((int(lo), int(hi)))
@@ -285,8 +294,13 @@ class LiveSources:
         try:
             for _, fields in stream_entries(self._redis, DLQ_STREAM):
                 letter = _dead_letter(fields)
-                if letter is not None and letter.venue == self.venue and letter.kind == MdKind.TRADE.value \
-                        and letter.ref_id >= 0 and self.key(letter.symbol) in found:
+                if (
+                    letter is not None
+                    and letter.venue == self.venue
+                    and letter.kind == MdKind.TRADE.value
+                    and letter.ref_id >= 0
+                    and self.key(letter.symbol) in found
+                ):
                     found[self.key(letter.symbol)].append(letter.ref_id)
         except redis.RedisError as exc:
             raise SourceUnavailable("dlq", self._redis_down(exc)) from exc
@@ -296,7 +310,8 @@ class LiveSources:
                 rows = self._sql(
                     f"SELECT symbol, ref_id FROM {self.config.clickhouse.database}.{DEAD_LETTERS} "
                     f"WHERE venue = {_q(self.venue)} AND kind = {_q(MdKind.TRADE.value)} AND ref_id >= 0 "
-                    f"AND symbol IN ({', '.join(_q(s) for s in self._symbols)}) GROUP BY symbol, ref_id")
+                    f"AND symbol IN ({', '.join(_q(s) for s in self._symbols)}) GROUP BY symbol, ref_id"
+                )
                 for symbol, ref_id in rows:
                     found[self.key(str(symbol))].append(int(ref_id))
         except SourceUnavailable as exc:
@@ -305,6 +320,7 @@ class LiveSources:
 
 
 # -- entry decoding -------------------------------------------------------------------------------
+
 
 def _batch_ranges(fields: Mapping[bytes, bytes]) -> list[tuple[int, int]]:
     data = fields.get(F_DATA.encode())

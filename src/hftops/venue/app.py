@@ -118,9 +118,7 @@ class Venue:
 
     def apply_fault(self, request: FaultRequest) -> None:
         self.faults.apply(request)  # raises FaultError before anything happens
-        log.warning(
-            "venue.fault", **{k: v for k, v in msgspec.structs.asdict(request).items() if v is not None}
-        )
+        log.warning("venue.fault", **{k: v for k, v in msgspec.structs.asdict(request).items() if v is not None})
         if request.fault in (FaultName.DROP_CONNECTIONS, FaultName.DOWN):
             dropped = self.hub.drop_all(f"fault injection: {request.fault}")
             if self.trading is not None:

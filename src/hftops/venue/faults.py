@@ -112,9 +112,7 @@ class FaultBook:
         try:
             name = FaultName(request.fault)
         except ValueError:
-            raise FaultError(
-                f"unknown fault {request.fault!r}; known: {[f.value for f in FaultName]}"
-            ) from None
+            raise FaultError(f"unknown fault {request.fault!r}; known: {[f.value for f in FaultName]}") from None
         now = self._clock()
         if name is FaultName.PAUSE_SYMBOL:
             symbol = self._symbol(request, required=True)
@@ -138,13 +136,9 @@ class FaultBook:
             )
         elif name is FaultName.REST_FAIL:
             if request.status not in REST_FAIL_STATUSES:
-                raise FaultError(
-                    f"rest_fail needs status, one of {list(REST_FAIL_STATUSES)} (got {request.status!r})"
-                )
+                raise FaultError(f"rest_fail needs status, one of {list(REST_FAIL_STATUSES)} (got {request.status!r})")
             self.rest_fail_status = request.status
-            self.rest_fail_remaining = (
-                None if request.count is None else self._count(request.count, default=None)
-            )
+            self.rest_fail_remaining = None if request.count is None else self._count(request.count, default=None)
         elif name is FaultName.REST_SLOW:
             ms = request.ms
             if ms is None or ms < 0 or ms > 60_000:
@@ -267,9 +261,7 @@ class FaultBook:
                 s: None if (until := self.paused_until[s]) is None else round(until - now, 3) for s in paused
             },
             "skip_ids": dict(self.skip),
-            "malformed": [
-                {"kind": o.kind.value, "symbol": o.symbol, "remaining": o.remaining} for o in self.malformed
-            ],
+            "malformed": [{"kind": o.kind.value, "symbol": o.symbol, "remaining": o.remaining} for o in self.malformed],
             "rest_fail": None
             if self.rest_fail_status is None
             else {"status": self.rest_fail_status, "remaining": self.rest_fail_remaining},

@@ -52,9 +52,7 @@ class SymbolLedger:
         whole = size - size % RECORD_BYTES
         if whole != size:
             # Only a batch that never reached the wire can be cut short (records go to disk first).
-            log.warning(
-                "venue.ground_truth.trailing_partial_record", file=str(self.path), dropped_bytes=size - whole
-            )
+            log.warning("venue.ground_truth.trailing_partial_record", file=str(self.path), dropped_bytes=size - whole)
             os.ftruncate(self.fd, whole)
         self.count = whole // RECORD_BYTES
         if self.count:

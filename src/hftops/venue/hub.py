@@ -79,9 +79,7 @@ def parse_path(path: str, symbols: frozenset[str]) -> tuple[bool, list[StreamNam
     else:
         raise StreamError(f"unknown path {parts.path!r}; use /ws/<stream> or /stream?streams=<s1>/<s2>")
     if len(names) > MAX_STREAMS_PER_CONNECTION:
-        raise StreamError(
-            f"{len(names)} streams requested; at most {MAX_STREAMS_PER_CONNECTION} per connection"
-        )
+        raise StreamError(f"{len(names)} streams requested; at most {MAX_STREAMS_PER_CONNECTION} per connection")
     streams: list[StreamName] = []
     for name in names:
         stream = parse_stream(name, symbols)
@@ -155,9 +153,7 @@ class Hub:
         self.connections.add(conn)
         self._groups = None
         self.counters.connections_total += 1
-        log.info(
-            "venue.ws.connected", remote=_remote(conn), combined=combined, streams=[str(s) for s in streams]
-        )
+        log.info("venue.ws.connected", remote=_remote(conn), combined=combined, streams=[str(s) for s in streams])
         try:
             async for message in conn:
                 reply = self._control(sub, message)
@@ -201,9 +197,7 @@ class Hub:
             else:
                 raise StreamError(f"unknown method {request.method!r} or params {request.params!r}")
         except StreamError as exc:
-            return msgspec.json.encode(
-                {"error": {"code": 2, "msg": f"Invalid request: {exc}"}, "id": request.id}
-            )
+            return msgspec.json.encode({"error": {"code": 2, "msg": f"Invalid request: {exc}"}, "id": request.id})
         return msgspec.json.encode({"result": result, "id": request.id})
 
     def drop_all(self, reason: str) -> int:
@@ -247,11 +241,7 @@ class Hub:
                 parts += chunk
             if malformed is not None:
                 target = next(
-                    (
-                        s
-                        for s in streams
-                        if s.symbol == malformed.symbol and s.kind is not StreamKind.BOOK_TICKER
-                    ),
+                    (s for s in streams if s.symbol == malformed.symbol and s.kind is not StreamKind.BOOK_TICKER),
                     None,
                 )
                 if target is not None:

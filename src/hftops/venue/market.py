@@ -67,9 +67,7 @@ class Tick:
 
     @property
     def messages(self) -> int:
-        return sum(len(b.prices) for b in self.trades.values()) + sum(
-            len(b.quotes) for b in self.books.values()
-        )
+        return sum(len(b.prices) for b in self.trades.values()) + sum(len(b.quotes) for b in self.books.values())
 
 
 @dataclass
@@ -104,9 +102,7 @@ class Market:
         total_weight = sum(s.weight for s in specs)
         self._share = {s.symbol: s.weight / total_weight for s in specs}
         self.trades = {
-            s.symbol: TradeProcess(
-                s, seed, ground_truth[s.symbol].last_id, ground_truth[s.symbol].last_price_units
-            )
+            s.symbol: TradeProcess(s, seed, ground_truth[s.symbol].last_id, ground_truth[s.symbol].last_price_units)
             for s in specs
         }
         self.books = {s.symbol: BookProcess(s, seed, ground_truth[s.symbol].last_book_id) for s in specs}

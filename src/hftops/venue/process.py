@@ -21,9 +21,7 @@ QTY_SIGMA = 1.1  # log-normal spread of trade sizes (heavy tail, most trades sma
 class TradeProcess:
     """Random walk on the tick grid with log-normal sizes and random aggressor side."""
 
-    def __init__(
-        self, spec: SymbolSpec, seed: int, last_id: int = 0, last_price_units: int | None = None
-    ) -> None:
+    def __init__(self, spec: SymbolSpec, seed: int, last_id: int = 0, last_price_units: int | None = None) -> None:
         self.spec = spec
         self._seed = seed
         self.next_id = last_id + 1

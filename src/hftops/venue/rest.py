@@ -45,15 +45,11 @@ class BinanceParamError(Exception):
 
 
 def binance_error(status: int, code: int, msg: str) -> Response:
-    return Response(
-        msgspec.json.encode({"code": code, "msg": msg}), status_code=status, media_type="application/json"
-    )
+    return Response(msgspec.json.encode({"code": code, "msg": msg}), status_code=status, media_type="application/json")
 
 
 def json_ok(body: Any) -> Response:
-    return Response(
-        body if isinstance(body, bytes) else msgspec.json.encode(body), media_type="application/json"
-    )
+    return Response(body if isinstance(body, bytes) else msgspec.json.encode(body), media_type="application/json")
 
 
 def admin_error(msg: str, status: int = 400) -> Response:
@@ -71,9 +67,7 @@ def _digits(params: Mapping[str, str], name: str) -> int | None:
     return int(raw)
 
 
-def parse_history_params(
-    params: Mapping[str, str], symbols: Mapping[str, SymbolSpec]
-) -> tuple[str, int | None, int]:
+def parse_history_params(params: Mapping[str, str], symbols: Mapping[str, SymbolSpec]) -> tuple[str, int | None, int]:
     """(symbol, fromId or None, limit) of a trade-history request, validated the way Binance does."""
     unknown = sorted(set(params) - {"symbol", "fromId", "limit"})
     if unknown:
@@ -84,9 +78,7 @@ def parse_history_params(
         )
     symbol = params.get("symbol") or ""
     if not symbol:
-        raise BinanceParamError(
-            -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed."
-        )
+        raise BinanceParamError(-1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.")
     if symbol not in symbols:
         raise BinanceParamError(-1121, "Invalid symbol.")
     limit = _digits(params, "limit")
@@ -283,9 +275,7 @@ def exchange_info(venue: Venue, futures: bool) -> dict[str, Any]:
     info: dict[str, Any] = {
         "timezone": "UTC",
         "serverTime": venue.wall_ms(),
-        "rateLimits": [
-            {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 2400}
-        ],
+        "rateLimits": [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 2400}],
         "exchangeFilters": [],
         "symbols": symbols,
     }

@@ -38,19 +38,14 @@ def parse_stream(name: str, symbols: frozenset[str]) -> StreamName:
     if not sep or not prefix:
         raise StreamError(f"invalid stream name {name!r}: expected <symbol>@<aggTrade|trade|bookTicker>")
     if prefix != prefix.lower():
-        raise StreamError(
-            f"invalid stream name {name!r}: stream symbols are lower case, e.g. btcusdt@aggTrade"
-        )
+        raise StreamError(f"invalid stream name {name!r}: stream symbols are lower case, e.g. btcusdt@aggTrade")
     if prefix.upper() not in symbols:
-        raise StreamError(
-            f"invalid stream name {name!r}: unknown symbol; this venue serves {sorted(symbols)}"
-        )
+        raise StreamError(f"invalid stream name {name!r}: unknown symbol; this venue serves {sorted(symbols)}")
     try:
         return StreamName(prefix.upper(), StreamKind(kind))
     except ValueError:
         raise StreamError(
-            f"invalid stream name {name!r}: unknown stream type {kind!r}; "
-            f"served: {[k.value for k in StreamKind]}"
+            f"invalid stream name {name!r}: unknown stream type {kind!r}; served: {[k.value for k in StreamKind]}"
         ) from None
 
 
@@ -92,9 +87,7 @@ def _templates(spec: SymbolSpec) -> dict[StreamKind, bytes]:
         StreamKind.AGG_TRADE: b'{"e":"aggTrade","E":%d,"s":"'
         + sym
         + b'","a":%d,"p":"%s","q":"%s","f":%d,"l":%d,"T":%d,"m":%s}',
-        StreamKind.TRADE: b'{"e":"trade","E":%d,"s":"'
-        + sym
-        + b'","t":%d,"p":"%s","q":"%s","T":%d,"m":%s,"M":true}',
+        StreamKind.TRADE: b'{"e":"trade","E":%d,"s":"' + sym + b'","t":%d,"p":"%s","q":"%s","T":%d,"m":%s,"M":true}',
         StreamKind.BOOK_TICKER: b'{"e":"bookTicker","u":%d,"E":%d,"T":%d,"s":"'
         + sym
         + b'","b":"%s","B":"%s","a":"%s","A":"%s"}',
@@ -115,9 +108,7 @@ class EventTemplates:
             for kind, template in _templates(spec).items():
                 name = StreamName(spec.symbol, kind)
                 templates.raw[name] = template
-                templates.combined[name] = (
-                    b'{"stream":"' + str(name).encode() + b'","data":' + template + b"}"
-                )
+                templates.combined[name] = b'{"stream":"' + str(name).encode() + b'","data":' + template + b"}"
         return templates
 
 

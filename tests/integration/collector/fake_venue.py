@@ -32,9 +32,7 @@ class FakeVenue:
         self.first_id = first_id
         self.next_bbo = dict.fromkeys(symbols, 1)
         self.clients: dict[ServerConnection, frozenset[str]] = {}
-        self.rest_failures: list[
-            int | str
-        ] = []  # statuses (500, 429, ...) or "malformed"/"slow" for next calls
+        self.rest_failures: list[int | str] = []  # statuses (500, 429, ...) or "malformed"/"slow" for next calls
         self.rest_calls = 0
         self.rest_delay_s = 0.0
         self.connects = 0

@@ -78,10 +78,7 @@ async def test_time_flush_batches_one_entry_per_symbol_and_kind(
         venue.publish("ETHUSDT", 3)
 
         async def flushed() -> bool:
-            return (
-                all(complete(client, venue, s) for s in venue.symbols)
-                and len(bbo_ids(client, "ETHUSDT")) == 3
-            )
+            return all(complete(client, venue, s) for s in venue.symbols) and len(bbo_ids(client, "ETHUSDT")) == 3
 
         await async_wait_for(flushed, 3)
         assert len(entries(client, "BTCUSDT")) == 1 and len(entries(client, "ETHUSDT")) == 1
@@ -207,9 +204,7 @@ async def test_bad_frames_go_to_the_dead_letter_stream_with_reasons(
         assert sorted(set(trade_ids(client, "BTCUSDT"))) == [1, 2, 3, 4, 5]  # 3 came back good from REST
 
 
-async def test_duplicates_are_skipped_and_counted(
-    tmp_path: Path, venue: FakeVenue, valkey: ValkeyHandle
-) -> None:
+async def test_duplicates_are_skipped_and_counted(tmp_path: Path, venue: FakeVenue, valkey: ValkeyHandle) -> None:
     client = valkey.client()
     async with running_collector(config_for(tmp_path, venue, valkey)) as c:
         await wait_ready(c)
@@ -248,9 +243,7 @@ async def test_many_symbols_spread_over_connections(tmp_path: Path, valkey: Valk
     venue = await FakeVenue(symbols).start()
     client = valkey.client()
     try:
-        async with running_collector(
-            make_config(tmp_path, venue.ws_url, venue.rest_url, valkey.url, symbols)
-        ) as c:
+        async with running_collector(make_config(tmp_path, venue.ws_url, venue.rest_url, valkey.url, symbols)) as c:
             await wait_ready(c)
             assert len(c.connections) == 2 and venue.connects == 2
             for symbol in symbols:

@@ -87,8 +87,7 @@ def test_every_published_trade_arrives_through_faults(
 
         def complete() -> bool:
             return all(
-                set(trade_ids(client, s)) >= set(range(t["first_id"], t["last_id"] + 1))
-                for s, t in truth.items()
+                set(trade_ids(client, s)) >= set(range(t["first_id"], t["last_id"] + 1)) for s, t in truth.items()
             )
 
         wait_for(complete, 15, what="every published trade id in the streams")

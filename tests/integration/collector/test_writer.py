@@ -39,8 +39,11 @@ async def test_writes_queued_together_land_in_order_with_the_newest_cursor(valke
         client = valkey.client()
         assert stored_ids(client) == list(range(1, 31))
         entries = client.xrange(STREAM)
-        assert [(int(f[b"lo"]), int(f[b"hi"]), int(f[b"n"])) for _, f in entries] == [(1, 10, 10), (11, 20, 10),
-                                                                                        (21, 30, 10)]
+        assert [(int(f[b"lo"]), int(f[b"hi"]), int(f[b"n"])) for _, f in entries] == [
+            (1, 10, 10),
+            (11, 20, 10),
+            (21, 30, 10),
+        ]
         assert client.hget(collector_cursor_key("sim"), "BTCUSDT") == b"30"
         assert BATCH_ENCODER.encode(chunk(range(1, 11)).rows) == entries[0][1][b"d"]
     finally:

@@ -27,8 +27,7 @@ def fake_argv(name: str, *args: str) -> list[str]:
 def fake_env(**components: list[str]) -> dict[str, str]:
     """collector=["--mode", "crash"] -> the test-only argv override of that component."""
     return {
-        TEST_ARGV_ENV_PREFIX + name.upper(): json.dumps(fake_argv(name, *args))
-        for name, args in components.items()
+        TEST_ARGV_ENV_PREFIX + name.upper(): json.dumps(fake_argv(name, *args)) for name, args in components.items()
     }
 
 

@@ -64,9 +64,7 @@ async def test_missing_or_wrong_token_is_401_without_side_effect(api, headers) -
     ):
         response = await client.post(path, json=body, headers=headers)
         assert response.status_code == 401, response.text
-        assert (
-            "token" in response.json()["error"].lower() or "authorization" in response.json()["error"].lower()
-        )
+        assert "token" in response.json()["error"].lower() or "authorization" in response.json()["error"].lower()
     assert sup.runners["collector"].alive and sup.runners["recorder"].alive
     assert _audit_count(config) == before
     assert TOKEN not in Path(config.data_dir, "audit", "audit.jsonl").read_text()
@@ -100,9 +98,7 @@ async def test_invalid_json_and_bad_queries_are_4xx(api) -> None:  # type: ignor
         "/api/emergency-stop", content=b"{not json", headers={**AUTH, "content-type": "application/json"}
     )
     assert response.status_code == 422 and "json" in response.text.lower()
-    assert (
-        await client.post("/api/emergency-stop", json={"confirm": False}, headers=AUTH)
-    ).status_code == 400
+    assert (await client.post("/api/emergency-stop", json={"confirm": False}, headers=AUTH)).status_code == 400
     assert (await client.get("/api/logs", params={"n": 0})).status_code == 422
     assert (await client.get("/api/logs", params={"component": "../../etc/passwd"})).status_code == 400
     assert sup.runners["collector"].alive

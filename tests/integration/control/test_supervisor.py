@@ -135,9 +135,7 @@ async def test_a_consumer_does_not_wait_for_the_producer(tmp_path: Path, valkey,
     await sup.stop(ShutdownPlan(actor="tester"), include_api=False)
 
 
-async def test_a_failure_starts_nothing_more_and_rolls_back_what_started(
-    tmp_path: Path, valkey, supervisors
-) -> None:
+async def test_a_failure_starts_nothing_more_and_rolls_back_what_started(tmp_path: Path, valkey, supervisors) -> None:
     collector_marker = tmp_path / "collector.starts"
     config = make_config(tmp_path, valkey.url, enabled=("venue", "collector", "recorder"))
     sup = supervisors(
@@ -157,9 +155,7 @@ async def test_a_failure_starts_nothing_more_and_rolls_back_what_started(
     assert events(config, "START_FAILED")[0]["result"]["failed"] == "venue"
 
 
-async def test_emergency_stop_kills_within_a_second_and_blocks_restarts(
-    tmp_path: Path, valkey, supervisors
-) -> None:
+async def test_emergency_stop_kills_within_a_second_and_blocks_restarts(tmp_path: Path, valkey, supervisors) -> None:
     config = make_config(tmp_path, valkey.url, enabled=("collector", "recorder"))
     sup = supervisors(config, fake_env(collector=["--mode", "ignore-term"], recorder=[]), sleep=Sleeps())
     assert (await sup.start_pipeline("tester"))["ok"]

@@ -31,14 +31,16 @@ ENGINE_OVERRIDES: dict[str, Any] = {
 class Child:
     """One `python -m <module>` child of the test, output in <root>/<name>.out."""
 
-    def __init__(self, platform: TestPlatform, module: str, name: str, notify: NotifySocket | None = None,
-                 **env: str) -> None:
+    def __init__(
+        self, platform: TestPlatform, module: str, name: str, notify: NotifySocket | None = None, **env: str
+    ) -> None:
         self.name = name
         self.out = platform.root / f"{name}.out"
         extra = {"NOTIFY_SOCKET": notify.path} if notify else {}
         with open(self.out, "ab") as log:
-            self.process = subprocess.Popen([sys.executable, "-m", module], env=platform.env(**extra, **env),
-                                            stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", module], env=platform.env(**extra, **env), stdout=log, stderr=subprocess.STDOUT
+            )
 
     def alive(self) -> bool:
         if self.process.poll() is not None:
@@ -73,8 +75,16 @@ class World:
         self.notify = NotifySocket()
         self.engine = Child(self.platform, "hftops.engine", "engine", self.notify, **env)
         if ready:
-            wait_for(lambda: self.engine is not None and self.engine.alive() and self.notify is not None
-                     and self.notify.count("READY=1"), 30, what="engine READY=1")
+            wait_for(
+                lambda: (
+                    self.engine is not None
+                    and self.engine.alive()
+                    and self.notify is not None
+                    and self.notify.count("READY=1")
+                ),
+                30,
+                what="engine READY=1",
+            )
         return self.engine
 
     def stop_engine(self, sig: int = signal.SIGTERM, timeout: float = 8.0) -> int:

@@ -49,13 +49,17 @@ def test_trades_publishes_stops_and_restarts_from_checkpoint(world: World) -> No
     assert {s["id"] for s in stats["strategies"]} == {"mm1", "mom1"}
     assert stats["refusing_reason"] is None
 
-    wait_for(lambda: len(world.events(ExecKind.FILLS)) >= 3 and _fills_at_venue(world) >= 3, 30,
-             what="engine fills in exec:fills and at the venue")
+    wait_for(
+        lambda: len(world.events(ExecKind.FILLS)) >= 3 and _fills_at_venue(world) >= 3,
+        30,
+        what="engine fills in exec:fills and at the venue",
+    )
     orders = world.decoded(ExecKind.ORDERS, OrderUpdate)
     fills = world.decoded(ExecKind.FILLS, Fill)
     assert {o.strategy_id for o in orders} <= {"mm1", "mom1"}
-    venue_trade_ids = {(f["symbol"], f["trade_id"]) for f in world.venue_fills()} if "trade_id" in \
-        world.venue_fills()[0] else None
+    venue_trade_ids = (
+        {(f["symbol"], f["trade_id"]) for f in world.venue_fills()} if "trade_id" in world.venue_fills()[0] else None
+    )
     if venue_trade_ids is not None:
         assert {(f.symbol, f.trade_id) for f in fills} <= venue_trade_ids
     wait_for(lambda: world.events(ExecKind.POSITIONS) and world.events(ExecKind.PNL), 5, what="snapshots")
@@ -120,14 +124,20 @@ def test_halt_latch_cancels_resting_orders_and_blocks_new_ones(world: World) -> 
     latch = DataPaths(world.config.data_dir).state / "autonomy_latch.json"
     latch.write_text(json.dumps({"mode": "HALT", "reason": "test_drill", "by": "pytest"}))  # emergency-stop's
     try:
-        wait_for(lambda: ((world.stats() or {}).get("autonomy") or {}).get("mode") == "HALT", 5,
-                 what="engine HALT (manual_operator) from the emergency-stop latch")
+        wait_for(
+            lambda: ((world.stats() or {}).get("autonomy") or {}).get("mode") == "HALT",
+            5,
+            what="engine HALT (manual_operator) from the emergency-stop latch",
+        )
         assert world.stats()["autonomy"]["reasons"] == ["manual_operator"]  # type: ignore[index]
         wait_for(lambda: world.venue_orders()["open"] == 0, 10, what="resting orders canceled under HALT")
         orders = len(world.venue_orders()["orders"])
         ticks = world.stats()["feed"]["ticks"]  # type: ignore[index]
-        wait_for(lambda: (world.stats() or {}).get("feed", {}).get("ticks", 0) > ticks + 200, 15,
-                 what="market data flowing under HALT")
+        wait_for(
+            lambda: (world.stats() or {}).get("feed", {}).get("ticks", 0) > ticks + 200,
+            15,
+            what="market data flowing under HALT",
+        )
         flattens = [o for o in world.venue_orders()["orders"][orders:] if o.get("reduceOnly")]
         assert len(world.venue_orders()["orders"]) - orders == len(flattens)  # nothing but flatten orders
         stats = world.stats()
@@ -146,8 +156,11 @@ def test_corrupt_checkpoint_refuses_to_trade(world: World) -> None:
     try:
         orders_before = len(world.venue_orders()["orders"])
         world.start_engine()
-        stats = wait_for(lambda: (s := world.stats()) and s["feed"]["ticks"] > 200 and s, 20,
-                         what="engine reading market data while refusing")
+        stats = wait_for(
+            lambda: (s := world.stats()) and s["feed"]["ticks"] > 200 and s,
+            20,
+            what="engine reading market data while refusing",
+        )
         assert not stats["ready_to_trade"]
         reason = stats["refusing_reason"]
         assert str(world.checkpoint) in reason and "corrupt" in reason and "mv " in reason

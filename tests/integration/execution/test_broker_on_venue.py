@@ -58,9 +58,15 @@ _sessions = iter(range(1, 10_000))
 @pytest.fixture
 async def layer(venue: VenueProcess) -> AsyncIterator[tuple[ExecutionLayer, Seen]]:
     seen = Seen()
-    built = build_execution(venue.platform.config, environ={}, session=f"it{next(_sessions)}",
-                            on_order=seen.updates.append, on_fill=seen.fills.append,
-                            on_account=seen.accounts.append, on_bad_event=lambda r, p: seen.bad.append(r))
+    built = build_execution(
+        venue.platform.config,
+        environ={},
+        session=f"it{next(_sessions)}",
+        on_order=seen.updates.append,
+        on_fill=seen.fills.append,
+        on_account=seen.accounts.append,
+        on_bad_event=lambda r, p: seen.bad.append(r),
+    )
     await built.start()
     yield built, seen
     await built.stop(cancel_open_orders=True)
@@ -83,15 +89,26 @@ def resting_price(venue: VenueProcess) -> Decimal:
     return ((bid * Decimal("0.995")) / size).to_integral_value(ROUND_DOWN) * size
 
 
-def new(qty: str, order_type: OrderType = OrderType.MARKET, price: Decimal | None = None,
-        side: Side = Side.BUY) -> Intent:
-    return Intent(kind=IntentKind.NEW, strategy_id="it", symbol=SYMBOL, side=side, qty=Decimal(qty),
-                  price=price, order_type=order_type)
+def new(
+    qty: str, order_type: OrderType = OrderType.MARKET, price: Decimal | None = None, side: Side = Side.BUY
+) -> Intent:
+    return Intent(
+        kind=IntentKind.NEW,
+        strategy_id="it",
+        symbol=SYMBOL,
+        side=side,
+        qty=Decimal(qty),
+        price=price,
+        order_type=order_type,
+    )
 
 
 def venue_orders(venue: VenueProcess, client_order_id: str) -> list[dict[str, Any]]:
-    return [o for o in venue.admin("GET", f"/admin/orders?symbol={SYMBOL}")["orders"]
-            if o["clientOrderId"] == client_order_id]
+    return [
+        o
+        for o in venue.admin("GET", f"/admin/orders?symbol={SYMBOL}")["orders"]
+        if o["clientOrderId"] == client_order_id
+    ]
 
 
 async def position(layer: ExecutionLayer) -> Decimal:
@@ -109,7 +126,8 @@ async def test_wrong_secret_is_rejected_with_minus_1022(venue: VenueProcess) -> 
 
 
 async def test_market_order_fills_once_through_the_user_stream(
-        venue: VenueProcess, layer: tuple[ExecutionLayer, Seen]) -> None:
+    venue: VenueProcess, layer: tuple[ExecutionLayer, Seen]
+) -> None:
     execution, seen = layer
     before = await position(execution)
     placed = await execution.router.submit(new("0.01"))
@@ -123,8 +141,9 @@ async def test_market_order_fills_once_through_the_user_stream(
     order = execution.router.order(cid)
     assert order is not None and order.status is OrderStatus.FILLED
     trades = await execution.rest.user_trades_since(SYMBOL, start_time_ms=execution.router.session_start_ms - 1000)
-    assert sorted(f.trade_id for f in seen.fills if f.client_order_id == cid) == \
-        sorted(t.id for t in trades if t.orderId == order.order_id)
+    assert sorted(f.trade_id for f in seen.fills if f.client_order_id == cid) == sorted(
+        t.id for t in trades if t.orderId == order.order_id
+    )
     assert await position(execution) == before + Decimal("0.01")
     await async_wait_for(lambda: _true(bool(seen.accounts)), 5, what="an ACCOUNT_UPDATE")
     assert len(venue_orders(venue, cid)) == 1
@@ -136,7 +155,8 @@ async def _true(value: bool) -> bool:
 
 
 async def test_limit_order_rests_then_cancel_and_cancel_all(
-        venue: VenueProcess, layer: tuple[ExecutionLayer, Seen]) -> None:
+    venue: VenueProcess, layer: tuple[ExecutionLayer, Seen]
+) -> None:
     execution, seen = layer
     price = resting_price(venue)
     a = await execution.router.submit(new("0.01", OrderType.LIMIT, price))
@@ -153,7 +173,10 @@ async def test_limit_order_rests_then_cancel_and_cancel_all(
 
     async def stream_saw_cancels() -> bool:
         return {u.client_order_id for u in seen.updates if u.status is OrderStatus.CANCELED} >= {
-            a.client_order_id, b.client_order_id, c.client_order_id}
+            a.client_order_id,
+            b.client_order_id,
+            c.client_order_id,
+        }
 
     await async_wait_for(stream_saw_cancels, 5, what="CANCELED for every order")
     assert execution.router.counters.illegal_transitions == 0
@@ -166,7 +189,8 @@ async def test_wrong_order_is_rejected_with_the_venue_code(layer: tuple[Executio
 
 
 async def test_fills_missed_while_the_user_stream_is_down_are_recovered(
-        venue: VenueProcess, layer: tuple[ExecutionLayer, Seen]) -> None:
+    venue: VenueProcess, layer: tuple[ExecutionLayer, Seen]
+) -> None:
     execution, seen = layer
     venue.admin("POST", "/admin/fault", {"fault": "drop_user_stream", "seconds": 1.5})
     await async_wait_for(lambda: _true(not execution.stream.connected.is_set()), 5, what="stream dropped")
@@ -184,7 +208,8 @@ async def test_fills_missed_while_the_user_stream_is_down_are_recovered(
 
 
 async def test_malformed_and_failing_answers_do_not_duplicate_orders(
-        venue: VenueProcess, layer: tuple[ExecutionLayer, Seen]) -> None:
+    venue: VenueProcess, layer: tuple[ExecutionLayer, Seen]
+) -> None:
     execution, _ = layer
     price = resting_price(venue)
     venue.admin("POST", "/admin/fault", {"fault": "malformed_json", "count": 1})
@@ -200,7 +225,8 @@ async def test_malformed_and_failing_answers_do_not_duplicate_orders(
 
 
 async def test_fills_before_the_delayed_ack_keep_states_legal(
-        venue: VenueProcess, layer: tuple[ExecutionLayer, Seen]) -> None:
+    venue: VenueProcess, layer: tuple[ExecutionLayer, Seen]
+) -> None:
     execution, seen = layer
     venue.admin("POST", "/admin/fault", {"fault": "delay_acks", "ms": 300})
     placed = await execution.router.submit(new("0.01", side=Side.SELL))
@@ -212,7 +238,8 @@ async def test_fills_before_the_delayed_ack_keep_states_legal(
 
 async def test_account_leverage_and_listen_key_keepalive(venue: VenueProcess) -> None:
     config = venue.platform.config.model_copy(
-        update={"broker": venue.platform.config.broker.model_copy(update={"listen_key_keepalive_s": 0.2})})
+        update={"broker": venue.platform.config.broker.model_copy(update={"listen_key_keepalive_s": 0.2})}
+    )
     execution = build_execution(config, environ={}, session="itka")
     await execution.start()
     try:

@@ -100,9 +100,7 @@ async def test_skipped_ids_are_missing_on_the_wire_but_served_by_rest(venue: Ven
     jumps = [(a, b) for a, b in itertools.pairwise(seen) if b != a + 1]
     assert len(jumps) == 1 and jumps[0][1] - jumps[0][0] == 21, jumps
     first_missing = jumps[0][0] + 1
-    response = venue.rest.get(
-        "/fapi/v1/aggTrades", params={"symbol": "BTCUSDT", "fromId": first_missing, "limit": 20}
-    )
+    response = venue.rest.get("/fapi/v1/aggTrades", params={"symbol": "BTCUSDT", "fromId": first_missing, "limit": 20})
     served = msgspec.json.decode(response.content, type=list[RestAggTrade])
     assert [t.a for t in served] == list(range(first_missing, first_missing + 20))
     assert venue.admin("GET", "/admin/faults")["counters"]["skipped_on_wire"] == 20

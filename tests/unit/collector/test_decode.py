@@ -90,9 +90,7 @@ def test_spot_trade_stream() -> None:
     result = spot.decode(frame("btcusdt@trade", data), NOW)
     assert result == Decoded(MdKind.TRADE, "BTCUSDT", TradeRow(9, "1.5", "2", False, 4, 5, NOW, 9, 9))
     # bookTicker was not subscribed here
-    assert (
-        spot.decode(frame("btcusdt@bookTicker", book(s="BTCUSDT")), NOW).reason is RejectReason.UNKNOWN_STREAM
-    )
+    assert spot.decode(frame("btcusdt@bookTicker", book(s="BTCUSDT")), NOW).reason is RejectReason.UNKNOWN_STREAM
 
 
 def test_spot_book_ticker_has_no_times() -> None:
@@ -172,9 +170,7 @@ def test_bad_quantities_are_refused(decoder: FrameDecoder, qty: str) -> None:
         (frame("btcusdt@aggTrade", agg(pad="x" * 3000)), RejectReason.OVERSIZED),
     ],
 )
-def test_malformed_frames_name_their_fault(
-    decoder: FrameDecoder, payload: bytes, reason: RejectReason
-) -> None:
+def test_malformed_frames_name_their_fault(decoder: FrameDecoder, payload: bytes, reason: RejectReason) -> None:
     result = decoder.decode(payload, NOW)
     assert isinstance(result, Rejected), result
     assert result.reason is reason
@@ -186,8 +182,6 @@ def test_rest_rows() -> None:
     assert rest_agg_trade_row("BTCUSDT", good, NOW) == TradeRow(5, "1.5", "2", False, 99, 99, NOW, 10, 11)
     bad = RestAggTrade(a=5, p="nan", q="2", f=10, l=11, T=99, m=False)
     rejected = rest_agg_trade_row("BTCUSDT", bad, NOW)
-    assert (
-        isinstance(rejected, Rejected) and rejected.reason is RejectReason.BAD_PRICE and rejected.ref_id == 5
-    )
+    assert isinstance(rejected, Rejected) and rejected.reason is RejectReason.BAD_PRICE and rejected.ref_id == 5
     spot = RestHistoricalTrade(id=8, price="3", qty="0.1", quoteQty="0.3", time=50, isBuyerMaker=True)
     assert rest_historical_trade_row("ETHUSDT", spot, NOW) == TradeRow(8, "3", "0.1", True, 50, 50, NOW, 8, 8)

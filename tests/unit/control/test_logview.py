@@ -5,9 +5,7 @@ from hftops.control.logview import format_entry, tail
 
 
 def _write(path: Path, entries: list[tuple[str, str]]) -> None:
-    path.write_text(
-        "".join(json.dumps({"timestamp": ts, "event": ev, "level": "info"}) + "\n" for ts, ev in entries)
-    )
+    path.write_text("".join(json.dumps({"timestamp": ts, "event": ev, "level": "info"}) + "\n" for ts, ev in entries))
 
 
 def test_entries_are_merged_in_time_order(tmp_path: Path) -> None:

@@ -68,7 +68,7 @@ def test_without_the_privilege_check_names_the_key_and_the_fix_and_the_kernel_re
         from hftops.config.checks import check_config
         from hftops.config.schema import Config
         from hftops.control.sched import set_realtime
-        config = Config.model_validate({{"data_dir": "{tmp_path / 'var'}",
+        config = Config.model_validate({{"data_dir": "{tmp_path / "var"}",
             "supervisor": {{"components": {{"collector": {{"realtime_priority": 5}}}}}}}})
         sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
         try:
@@ -80,8 +80,14 @@ def test_without_the_privilege_check_names_the_key_and_the_fix_and_the_kernel_re
             sleeper.kill()
         print(json.dumps({{"errors": check_config(config).errors, "refused": refused}}))
     """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
-                            preexec_fn=_unprivileged, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=_unprivileged,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert out["refused"] == "Operation not permitted"

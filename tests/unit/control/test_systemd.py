@@ -113,7 +113,8 @@ def test_a_realtime_component_runs_on_sched_fifo_under_systemd_too(tmp_path: Pat
     assert "Service.CPUSchedulingPolicy" not in recorder
     unit = next(u for u in units if u.name == "hftops-collector.service")
     broken = unit.text.replace("CPUSchedulingPriority=10", "CPUSchedulingPriority=120").replace(
-        "CPUSchedulingPolicy=fifo", "CPUSchedulingPolicy=realtime")
+        "CPUSchedulingPolicy=fifo", "CPUSchedulingPolicy=realtime"
+    )
     problems = systemd.check_unit(unit.name, broken, {u.name for u in units})
     assert any("CPUSchedulingPriority '120'" in p for p in problems), problems
     assert any("CPUSchedulingPolicy 'realtime'" in p for p in problems), problems

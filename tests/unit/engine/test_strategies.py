@@ -105,8 +105,14 @@ class Harness:
         return OrderUpdate(**{**{f: getattr(old, f) for f in old.__struct_fields__}, "status": status})
 
 
-MM_PARAMS = {"qty": "0.01", "half_spread_bps": "5", "max_inventory": "0.02", "requote_bps": "2", "tick": "0.01",
-             "skew_bps_per_unit": "2"}
+MM_PARAMS = {
+    "qty": "0.01",
+    "half_spread_bps": "5",
+    "max_inventory": "0.02",
+    "requote_bps": "2",
+    "tick": "0.01",
+    "skew_bps_per_unit": "2",
+}
 MOM_PARAMS = {"fast": 5, "slow": 20, "qty": "0.1", "max_position": "0.2"}
 
 

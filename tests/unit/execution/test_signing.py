@@ -10,12 +10,14 @@ from hftops.execution.signing import DEV_API_KEY, Credentials, encode_params, lo
 
 # Binance USD-M futures "General Info", SIGNED endpoint examples for POST /fapi/v1/order - HMAC keys.
 DOC_SECRET = "2b5eb11e18796d12d88f13dc27dbbd02c2cc51ff7059765ed9821957d82bb4d9"
-DOC_QUERY = ("symbol=BTCUSDT&side=BUY&type=LIMIT&quantity=1&price=9000&timeInForce=GTC&recvWindow=5000"
-             "&timestamp=1591702613943")
+DOC_QUERY = (
+    "symbol=BTCUSDT&side=BUY&type=LIMIT&quantity=1&price=9000&timeInForce=GTC&recvWindow=5000&timestamp=1591702613943"
+)
 DOC_SIGNATURE = "3c661234138461fcc7a7d8746c6558c9842d4e10870d2ecbedf7777cad694af9"
 # Example 3 of the same page: query string and body concatenated with no '&' between them.
-DOC_MIXED = ("symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTCquantity=1&price=9000&recvWindow=5000"
-             "&timestamp=1591702613943")
+DOC_MIXED = (
+    "symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTCquantity=1&price=9000&recvWindow=5000&timestamp=1591702613943"
+)
 
 
 def test_signature_matches_binance_documented_example() -> None:
@@ -23,8 +25,16 @@ def test_signature_matches_binance_documented_example() -> None:
 
 
 def test_encoded_params_reproduce_the_documented_query_string() -> None:
-    params = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": 1, "price": 9000,
-              "timeInForce": "GTC", "recvWindow": 5000, "timestamp": 1591702613943}
+    params = {
+        "symbol": "BTCUSDT",
+        "side": "BUY",
+        "type": "LIMIT",
+        "quantity": 1,
+        "price": 9000,
+        "timeInForce": "GTC",
+        "recvWindow": 5000,
+        "timestamp": 1591702613943,
+    }
     query = encode_params(params)
     assert query == DOC_QUERY
     assert Credentials("k", DOC_SECRET).sign(query) == DOC_SIGNATURE

@@ -11,8 +11,12 @@ from tests.unit.execution.test_wire import ACCOUNT_UPDATE, ORDER_TRADE_UPDATE
 
 def stream(on_event: Any) -> tuple[UserDataStream, list[tuple[str, bytes]]]:
     bad: list[tuple[str, bytes]] = []
-    s = UserDataStream(rest=None, ws_base_url="ws://unused", on_event=on_event,  # type: ignore[arg-type]
-                       on_bad_frame=lambda reason, raw: bad.append((reason, raw)))
+    s = UserDataStream(
+        rest=None,
+        ws_base_url="ws://unused",
+        on_event=on_event,  # type: ignore[arg-type]
+        on_bad_frame=lambda reason, raw: bad.append((reason, raw)),
+    )
     return s, bad
 
 

@@ -77,9 +77,18 @@ def test_rest_examples() -> None:
     assert risk.positionAmt == 0 and risk.leverage == "10"
 
 
-@pytest.mark.parametrize("raw", [b"", b"{", b"[]", b'{"e":1}', b'{"e":"ORDER_TRADE_UPDATE"}',
-                                 ORDER_TRADE_UPDATE.replace(b'"q":"0.001"', b'"q":true'),
-                                 ORDER_TRADE_UPDATE.replace(b'"i":8886774', b'"i":"x"')])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"{",
+        b"[]",
+        b'{"e":1}',
+        b'{"e":"ORDER_TRADE_UPDATE"}',
+        ORDER_TRADE_UPDATE.replace(b'"q":"0.001"', b'"q":true'),
+        ORDER_TRADE_UPDATE.replace(b'"i":8886774', b'"i":"x"'),
+    ],
+)
 def test_malformed_frames_raise_decode_error(raw: bytes) -> None:
     with pytest.raises(msgspec.DecodeError):
         decode_user_event(raw)

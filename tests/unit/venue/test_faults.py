@@ -111,16 +111,12 @@ def test_clear_disarms_everything() -> None:
     assert state["paused_symbols"] == {}
 
 
-@pytest.mark.parametrize(
-    "trade_kind, struct", [(StreamKind.AGG_TRADE, AggTrade), (StreamKind.TRADE, SpotTrade)]
-)
+@pytest.mark.parametrize("trade_kind, struct", [(StreamKind.AGG_TRADE, AggTrade), (StreamKind.TRADE, SpotTrade)])
 @pytest.mark.parametrize("kind", list(MalformedKind))
 def test_malformed_frames_fail_the_way_their_kind_says(
     kind: MalformedKind, trade_kind: StreamKind, struct: type
 ) -> None:
-    raw, combined = malformed_frames(
-        kind, spec_for("BTCUSDT"), trade_kind, 1_700_000_000_000, 6_000_000, 4096
-    )
+    raw, combined = malformed_frames(kind, spec_for("BTCUSDT"), trade_kind, 1_700_000_000_000, 6_000_000, 4096)
     if kind is MalformedKind.BAD_JSON:
         for payload in (raw, combined):
             with pytest.raises(msgspec.DecodeError):

@@ -51,9 +51,7 @@ def test_rate_and_share_of_book_updates(tmp_path: Path) -> None:
     trades = sum(len(b.prices) for t in ticks for b in t.trades.values())
     books = sum(len(b.quotes) for t in ticks for b in t.books.values())
     assert abs(trades - 6000) <= 3 and abs(books - 4000) <= 3
-    assert (
-        max(len(b.prices) for t in ticks for b in t.trades.values()) >= 2
-    )  # several trades share a millisecond
+    assert max(len(b.prices) for t in ticks for b in t.trades.values()) >= 2  # several trades share a millisecond
 
 
 def test_ids_are_sequential_per_symbol_and_recorded_before_publishing(tmp_path: Path) -> None:
@@ -109,10 +107,7 @@ def test_skipped_ids_are_recorded_but_marked_off_the_wire(tmp_path: Path) -> Non
     ticks = _run(market, clock, 0.2)
     hidden = [b.first_id + i for t in ticks if (b := t.trades.get("BTCUSDT")) for i in range(b.hidden)]
     on_wire = [
-        b.wire_first_id + i
-        for t in ticks
-        if (b := t.trades.get("BTCUSDT"))
-        for i in range(len(b.prices) - b.hidden)
+        b.wire_first_id + i for t in ticks if (b := t.trades.get("BTCUSDT")) for i in range(len(b.prices) - b.hidden)
     ]
     assert hidden == list(range(start + 1, start + 26))
     assert on_wire[0] == start + 26

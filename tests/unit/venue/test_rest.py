@@ -55,27 +55,23 @@ def _ids(response: httpx.Response) -> list[int]:
 
 
 async def test_agg_trades_pages_by_from_id_inclusive(client: httpx.AsyncClient, venue: Venue) -> None:
-    assert _ids(
-        await client.get("/fapi/v1/aggTrades", params={"symbol": "BTCUSDT", "fromId": 7, "limit": 3})
-    ) == [7, 8, 9]
+    assert _ids(await client.get("/fapi/v1/aggTrades", params={"symbol": "BTCUSDT", "fromId": 7, "limit": 3})) == [
+        7,
+        8,
+        9,
+    ]
     page = _ids(await client.get("/fapi/v1/aggTrades", params={"symbol": "BTCUSDT", "fromId": 1}))
     assert page == list(range(1, 501))  # default limit 500
-    big = _ids(
-        await client.get("/fapi/v1/aggTrades", params={"symbol": "BTCUSDT", "fromId": 1, "limit": 1000})
-    )
+    big = _ids(await client.get("/fapi/v1/aggTrades", params={"symbol": "BTCUSDT", "fromId": 1, "limit": 1000}))
     assert big == list(range(1, 1001))
     last = venue.market.published("BTCUSDT")
     recent = _ids(await client.get("/fapi/v1/aggTrades", params={"symbol": "BTCUSDT", "limit": 5}))
     assert recent == list(range(last - 4, last + 1))
-    assert (
-        _ids(await client.get("/fapi/v1/aggTrades", params={"symbol": "BTCUSDT", "fromId": last + 1})) == []
-    )
+    assert _ids(await client.get("/fapi/v1/aggTrades", params={"symbol": "BTCUSDT", "fromId": last + 1})) == []
 
 
 async def test_rest_rows_match_the_ground_truth(client: httpx.AsyncClient, venue: Venue) -> None:
-    response = await client.get(
-        "/api/v3/historicalTrades", params={"symbol": "ETHUSDT", "fromId": 10, "limit": 2}
-    )
+    response = await client.get("/api/v3/historicalTrades", params={"symbol": "ETHUSDT", "fromId": 10, "limit": 2})
     trades = msgspec.json.decode(response.content, type=list[RestHistoricalTrade])
     rows = list(venue.ground_truth["ETHUSDT"].rows(10, 11))
     assert [(t.id, t.price, t.qty, t.time, t.isBuyerMaker) for t in trades] == [
@@ -96,9 +92,7 @@ async def test_rest_rows_match_the_ground_truth(client: httpx.AsyncClient, venue
         ({"symbol": "BTCUSDT", "startTime": "1"}, -1104),
     ],
 )
-async def test_bad_params_get_binance_errors(
-    client: httpx.AsyncClient, params: dict[str, str], code: int
-) -> None:
+async def test_bad_params_get_binance_errors(client: httpx.AsyncClient, params: dict[str, str], code: int) -> None:
     for path in ("/fapi/v1/aggTrades", "/api/v3/historicalTrades"):
         response = await client.get(path, params=params)
         assert response.status_code == 400

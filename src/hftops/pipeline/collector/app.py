@@ -25,9 +25,7 @@ from hftops.pipeline.collector.service import Clock, Collector, CollectorSetting
 from hftops.pipeline.collector.windows import ReconnectWindows, reconnect_policies
 from hftops.pipeline.collector.writer import BusWriter
 
-WS_MAX_SIZE_FACTOR = (
-    16  # the WebSocket layer accepts this much more than the cap, so oversize is dead-lettered
-)
+WS_MAX_SIZE_FACTOR = 16  # the WebSocket layer accepts this much more than the cap, so oversize is dead-lettered
 
 
 def stream_sets(config: Config, environ: Mapping[str, str]) -> list[StreamSet]:
@@ -45,8 +43,12 @@ def stream_sets(config: Config, environ: Mapping[str, str]) -> list[StreamSet]:
     ]
 
 
-def build_collector(config: Config, log: structlog.stdlib.BoundLogger | None = None,
-                    environ: Mapping[str, str] | None = None, clock: Clock | None = None) -> Collector:
+def build_collector(
+    config: Config,
+    log: structlog.stdlib.BoundLogger | None = None,
+    environ: Mapping[str, str] | None = None,
+    clock: Clock | None = None,
+) -> Collector:
     """Construct every part of the collector from the configuration (call inside the running event loop)."""
     log = log or structlog.get_logger(SOURCE).bind(component=SOURCE)
     venue = config.venue

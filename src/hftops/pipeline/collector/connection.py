@@ -231,8 +231,12 @@ class VenueConnection:
         wait = window.wait_s(self._wall_ns())
         if wait <= 0:
             return
-        self._log.info("venue_reconnect_deferred", window=window.describe(), opens_in_s=round(wait),
-                       reason="calendar-bound symbols reconnect only inside HFT_RECONNECT_HOURS(_2)")
+        self._log.info(
+            "venue_reconnect_deferred",
+            window=window.describe(),
+            opens_in_s=round(wait),
+            reason="calendar-bound symbols reconnect only inside HFT_RECONNECT_HOURS(_2)",
+        )
         while wait > 0 and not self._stopping:
             self.window_wait_s = wait
             await asyncio.sleep(min(wait, 1.0))  # re-read the clock each second (it may be moved in tests)

@@ -103,9 +103,7 @@ def check_trade(
     return None
 
 
-def _check_bbo(
-    symbol: str, u: int, b: str, bq: str, a: str, aq: str, times: tuple[int, ...]
-) -> Rejected | None:
+def _check_bbo(symbol: str, u: int, b: str, bq: str, a: str, aq: str, times: tuple[int, ...]) -> Rejected | None:
     kind = MdKind.BBO.value
     if not (_positive(b) and _positive(a)):
         return Rejected(
@@ -118,8 +116,7 @@ def _check_bbo(
     if not (_non_negative(bq) and _non_negative(aq)):
         return Rejected(
             RejectReason.BAD_QTY,
-            f"{symbol} bookTicker {u}: bid qty {bq[:40]!r} / ask qty "
-            f"{aq[:40]!r} must be finite decimals >= 0",
+            f"{symbol} bookTicker {u}: bid qty {bq[:40]!r} / ask qty {aq[:40]!r} must be finite decimals >= 0",
             symbol,
             kind,
             u,
@@ -129,9 +126,7 @@ def _check_bbo(
             RejectReason.BAD_ID, f"{symbol} bookTicker: update id {u} is outside 0..2^63-1", symbol, kind, u
         )
     if any(t < 0 or t > INT64_MAX for t in times):
-        return Rejected(
-            RejectReason.BAD_TIME, f"{symbol} bookTicker {u}: a time is outside 0..2^63-1", symbol, kind, u
-        )
+        return Rejected(RejectReason.BAD_TIME, f"{symbol} bookTicker {u}: a time is outside 0..2^63-1", symbol, kind, u)
     return None
 
 
@@ -228,14 +223,10 @@ class FrameDecoder:
         self.max_frame_bytes = max_frame_bytes
         self._frame = msgspec.json.Decoder(CombinedFrame)
         trade_route = (
-            (AggTrade, "aggTrade", _agg_trade)
-            if trade_stream == "aggTrade"
-            else (SpotTrade, "trade", _spot_trade)
+            (AggTrade, "aggTrade", _agg_trade) if trade_stream == "aggTrade" else (SpotTrade, "trade", _spot_trade)
         )
         bbo_route = (
-            (SpotBookTicker, None, _spot_book_ticker)
-            if spot_book_ticker
-            else (BookTicker, "bookTicker", _book_ticker)
+            (SpotBookTicker, None, _spot_book_ticker) if spot_book_ticker else (BookTicker, "bookTicker", _book_ticker)
         )
         suffixes: dict[str, tuple[MdKind, Any, str | None, Any]] = {
             trade_stream: (MdKind.TRADE, *trade_route),
@@ -273,9 +264,7 @@ class FrameDecoder:
         try:
             event = route.decoder.decode(frame.data)
         except msgspec.DecodeError as exc:
-            return Rejected(
-                RejectReason.BAD_EVENT, f"{frame.stream[:80]!r}: {exc}", route.symbol, route.kind.value
-            )
+            return Rejected(RejectReason.BAD_EVENT, f"{frame.stream[:80]!r}: {exc}", route.symbol, route.kind.value)
         if route.event_type is not None and event.e != route.event_type:
             return Rejected(
                 RejectReason.BAD_EVENT,
@@ -301,8 +290,7 @@ class FrameDecoder:
             )
         return Rejected(
             RejectReason.UNKNOWN_STREAM,
-            f"stream {stream[:80]!r} was not subscribed "
-            f"(expected <symbol>@{'|'.join(sorted(self._suffixes))})",
+            f"stream {stream[:80]!r} was not subscribed (expected <symbol>@{'|'.join(sorted(self._suffixes))})",
         )
 
 
@@ -325,9 +313,7 @@ def rest_historical_trade_row(symbol: str, rest: RestHistoricalTrade, now_ns: in
     bad = check_trade(symbol, rest.id, rest.price, rest.qty, (rest.time,), (rest.id,))
     if bad is not None:
         return bad
-    return TradeRow(
-        rest.id, rest.price, rest.qty, rest.isBuyerMaker, rest.time, rest.time, now_ns, rest.id, rest.id
-    )
+    return TradeRow(rest.id, rest.price, rest.qty, rest.isBuyerMaker, rest.time, rest.time, now_ns, rest.id, rest.id)
 
 
 def rest_row_id(rest: RestAggTrade | RestHistoricalTrade) -> int:

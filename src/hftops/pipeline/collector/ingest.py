@@ -172,6 +172,4 @@ class Ingest:
         )
         self.dead_letters.append({"d": _DEAD_LETTER.encode(letter), "source": SOURCE, "reason": reason})
         if count <= 10 or count & (count - 1) == 0:  # every one at first, then at powers of two: no log flood
-            self._log.warning(
-                "frame_dead_lettered", reason=reason, detail=detail, count=count, stream=DLQ_STREAM
-            )
+            self._log.warning("frame_dead_lettered", reason=reason, detail=detail, count=count, stream=DLQ_STREAM)

@@ -45,9 +45,7 @@ class TradeHistory:
         headers = {"X-MBX-APIKEY": api_key} if api_key else {}
         self.base_url = base_url
         self.path = path
-        self._client = httpx.AsyncClient(
-            base_url=base_url, timeout=timeout_s, headers=headers, transport=transport
-        )
+        self._client = httpx.AsyncClient(base_url=base_url, timeout=timeout_s, headers=headers, transport=transport)
         self._decoder: msgspec.json.Decoder[Any] = (
             REST_HISTORICAL_TRADES if path.endswith("historicalTrades") else REST_AGG_TRADES
         )
@@ -55,9 +53,7 @@ class TradeHistory:
     async def trades(self, symbol: str, from_id: int, limit: int) -> list[RestRow]:
         where = f"GET {self.base_url}{self.path}?symbol={symbol}&fromId={from_id}&limit={limit}"
         try:
-            response = await self._client.get(
-                self.path, params={"symbol": symbol, "fromId": from_id, "limit": limit}
-            )
+            response = await self._client.get(self.path, params={"symbol": symbol, "fromId": from_id, "limit": limit})
         except httpx.TimeoutException as exc:
             raise RestError(RestFailure.TIMEOUT, f"{where} timed out ({exc.__class__.__name__})") from exc
         except httpx.HTTPError as exc:
@@ -70,8 +66,7 @@ class TradeHistory:
         except msgspec.DecodeError as exc:
             raise RestError(
                 RestFailure.MALFORMED,
-                f"{where} returned a body that is not a list of trades: "
-                f"{exc} (first bytes {response.content[:80]!r})",
+                f"{where} returned a body that is not a list of trades: {exc} (first bytes {response.content[:80]!r})",
             ) from exc
         return rows
 

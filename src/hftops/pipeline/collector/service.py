@@ -157,16 +157,13 @@ class Collector:
         if not self.ready and all(c.opened_once for c in self.connections):
             self.ready = True
             self.state = ComponentState.RUNNING
-            notify_ready(
-                f"collector: {len(self.connections)} venue connection(s), {len(self.s.symbols)} symbols"
-            )
+            notify_ready(f"collector: {len(self.connections)} venue connection(s), {len(self.s.symbols)} symbols")
             self.log.info("collector_ready", connections=len(self.connections), symbols=len(self.s.symbols))
 
     def _on_lost(self, connection: VenueConnection, reason: str, close_code: int | None) -> None:
         if close_code == 1009:  # the WebSocket layer refused a frame before we could see it
             detail = (
-                f"a frame above the WebSocket limit of {self.s.ws_max_size} bytes closed connection "
-                f"{connection.index}"
+                f"a frame above the WebSocket limit of {self.s.ws_max_size} bytes closed connection {connection.index}"
             )
             self.ingest.dead_letter(Rejected(RejectReason.OVERSIZED, detail), b"", self.clock.wall_ns())
             self.flusher.wake()
@@ -227,17 +224,11 @@ class Collector:
                 stop,
                 asyncio.create_task(self._housekeeping(), name="housekeeping"),
             ]
-            done, _ = await asyncio.wait(
-                [stop, flusher, *work, backfill], return_when=asyncio.FIRST_COMPLETED
-            )
-            if (
-                not self._stop.is_set()
-            ):  # a part of the collector ended on its own: a bug, let the supervisor see
+            done, _ = await asyncio.wait([stop, flusher, *work, backfill], return_when=asyncio.FIRST_COMPLETED)
+            if not self._stop.is_set():  # a part of the collector ended on its own: a bug, let the supervisor see
                 ended = next(iter(done))
                 error = None if ended.cancelled() else ended.exception()
-                raise RuntimeError(
-                    f"collector task {ended.get_name()!r} ended unexpectedly: {error!r}"
-                ) from error
+                raise RuntimeError(f"collector task {ended.get_name()!r} ended unexpectedly: {error!r}") from error
             await self._shutdown(work, backfill, flusher)
             return 0
         finally:

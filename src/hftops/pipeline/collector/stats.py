@@ -42,8 +42,30 @@ class Totals:
 
 
 # Upper bounds (ms) of the cumulative hop histogram: fine around the 5 ms budget, coarse beyond.
-HOP_BUCKETS_MS: tuple[float, ...] = (0.5, 1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5, 5, 6, 8, 10, 15, 20, 30, 50, 100, 250,
-                                     500, 1000, math.inf)
+HOP_BUCKETS_MS: tuple[float, ...] = (
+    0.5,
+    1,
+    1.5,
+    2,
+    2.5,
+    3,
+    3.5,
+    4,
+    4.5,
+    5,
+    6,
+    8,
+    10,
+    15,
+    20,
+    30,
+    50,
+    100,
+    250,
+    500,
+    1000,
+    math.inf,
+)
 
 
 class LatencyWindow:

@@ -89,9 +89,7 @@ class EntryReader:
                 for delivered in delivered_list:
                     batch = self._add(batch, self._decode(delivered, redelivered=False))
                 if delivered_list:
-                    self.max_rows_per_entry = max(
-                        self._largest_in_read, self.max_rows_per_entry // 2, self._rows_floor
-                    )
+                    self.max_rows_per_entry = max(self._largest_in_read, self.max_rows_per_entry // 2, self._rows_floor)
                 if batch is not None and not self.consumer.saturated:
                     pause = min(READ_PACING_S, batch.started + batch_s - self.monotonic())
                     if pause > 0:

@@ -145,7 +145,8 @@ class TradingFaults:
             "user_stream_refused_s": None if until is None else round(max(0.0, until - self._clock()), 3),
             "malformed_json_remaining": self.malformed_remaining,
             "position_drift": {s: str(q) for s, q in self.drift.items()},
-            "cap_fills": None if self.fill_cap is None else {"qty": str(self.fill_cap),
-                                                              "remaining": self.fill_cap_remaining},
+            "cap_fills": None
+            if self.fill_cap is None
+            else {"qty": str(self.fill_cap), "remaining": self.fill_cap_remaining},
             "counters": asdict(self.counters),
         }
