@@ -25,7 +25,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,6 +39,9 @@ import redis
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from tests.support.ports import free_port  # noqa: E402
+
 SYMBOLS = [
     "BTCUSDT",
     "ETHUSDT",
@@ -58,12 +60,6 @@ SYMBOLS = [
     "APTUSDT",
     "ARBUSDT",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- the generator (child process) ---------------------------------------------------------------------

@@ -41,6 +41,9 @@ import redis
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from tests.support.ports import free_port  # noqa: E402
+
 sys.path.insert(0, str(ROOT / "src"))
 
 from hftops.bus.valkey_server import ValkeySpec, start_valkey, wait_until_ready  # noqa: E402
@@ -49,14 +52,6 @@ from hftops.model.streams import MdKind, md_stream  # noqa: E402
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT"]
 MB = 1024 * 1024
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Feeder(threading.Thread):

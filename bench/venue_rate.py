@@ -31,6 +31,9 @@ import websockets
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from tests.support.ports import free_port  # noqa: E402
+
 SYMBOLS = [
     "BTCUSDT",
     "ETHUSDT",
@@ -43,14 +46,6 @@ SYMBOLS = [
     "LINKUSDT",
     "AVAXUSDT",
 ]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def consume(url: str, seconds: float) -> tuple[float, bool]:
