@@ -100,6 +100,12 @@ class CollectorConfig(Section):
     flush_ms: float = Field(2.0, gt=0, le=1000, description="flush a symbol's batch after this long")
     flush_max: int = Field(256, ge=1, le=100_000, description="flush a symbol's batch at this many messages")
     buffer_max: int = Field(200_000, ge=1000, description="messages held while Redis is unavailable")
+    read_slice_bytes: int = Field(
+        16384,
+        ge=1024,
+        description="WebSocket bytes handled per turn of the event loop before Redis answers and timers get theirs "
+        "(a backlog is worked off in slices instead of one long run)",
+    )
     reconnect_initial_s: float = Field(1.0, gt=0, description="first reconnect delay (doubles with jitter)")
     reconnect_max_s: float = Field(30.0, gt=0, description="reconnect delay cap")
     reconnect_stable_s: float = Field(30.0, gt=0, description="connected this long resets the backoff")

@@ -136,7 +136,9 @@ def test_ready_watchdog_stats_and_sigterm_flushes_and_exits_0(
         venue.do(venue.venue.publish, "ETHUSDT", 30)
         wait_for(lambda: stats(valkey).get("totals", {}).get("received", 0) >= 660, 5, what="frames received")
         snap = stats(valkey)
-        assert snap["ready"] is True and snap["connections"] == {"total": 1, "connected": 1}
+        connections = snap["connections"]
+        assert snap["ready"] is True and (connections["total"], connections["connected"]) == (1, 1)
+        assert connections["read_slices_cut"] >= 0  # a burst of 660 frames may or may not span two slices
         assert set(snap["symbols"]) == {"BTCUSDT", "ETHUSDT"} and "p99" in snap["hop_ms"]
         assert notify.saw("WATCHDOG=1")
         sent = time.monotonic()

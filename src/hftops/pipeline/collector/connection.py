@@ -22,6 +22,7 @@ from picows import (
     ws_connect,
 )
 
+from hftops.pipeline.collector.readslice import ReadSlicer
 from hftops.pipeline.collector.windows import ReconnectWindows
 
 BINANCE_MAX_STREAMS = 200  # streams per combined-stream connection that Binance accepts
@@ -145,6 +146,7 @@ class VenueConnection:
         max_size: int,
         log: structlog.stdlib.BoundLogger,
         wall_ns: Callable[[], int] = time.time_ns,
+        read_slice_bytes: int = 16384,
     ) -> None:
         self.index = index
         self.stream_set = stream_set
@@ -157,6 +159,9 @@ class VenueConnection:
         self._stable_s = stable_s
         self._mono_s = mono_s
         self.max_size = max_size
+        self.read_slice_bytes = read_slice_bytes
+        self._slicer: ReadSlicer | None = None
+        self._slices_cut_before = 0  # by the connections before the current one
         self._log = log.bind(connection=index, symbols=len(stream_set.symbols))
         self._transport: WSTransport | None = None
         self._stopping = False
@@ -165,6 +170,10 @@ class VenueConnection:
         self._wall_ns = wall_ns
         self.window_wait_s = 0.0  # > 0 while a lost connection waits for its reconnect window
         self._lost = False  # the venue or the network dropped an open connection (not our back-pressure)
+
+    @property
+    def read_slices_cut(self) -> int:
+        return self._slices_cut_before + (self._slicer.turns_cut if self._slicer is not None else 0)
 
     async def run(self) -> None:
         while not self._stopping:
@@ -190,6 +199,7 @@ class VenueConnection:
                     logger_name="hftops.collector.ws",
                 )
                 listener = cast(_FrameListener, connected)
+                self._slicer = ReadSlicer.interpose(transport.underlying_transport, self.read_slice_bytes)
                 self._transport = transport
                 opened_at = self._mono_s()
                 self.connected = self.opened_once = True
@@ -212,6 +222,9 @@ class VenueConnection:
             finally:
                 self._transport = None
                 self.connected = False
+                if self._slicer is not None:
+                    self._slices_cut_before += self._slicer.turns_cut
+                    self._slicer = None
             if self._stopping:
                 return
             if not self.gate.is_set():

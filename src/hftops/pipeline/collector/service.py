@@ -127,6 +127,7 @@ class Collector:
             stable_s=self.tuning.reconnect_stable_s,
             mono_s=self.clock.mono_s,
             max_size=self.s.ws_max_size,
+            read_slice_bytes=self.tuning.read_slice_bytes,
             log=self.log,
             wall_ns=self.clock.wall_ns,
         )
@@ -346,6 +347,8 @@ class Collector:
             "connections": {
                 "total": len(self.connections),
                 "connected": sum(c.connected for c in self.connections),
+                # reads stopped at collector.read_slice_bytes to let Redis answers through: backlogs worked off
+                "read_slices_cut": sum(c.read_slices_cut for c in self.connections),
             },
             # lost outside HFT_RECONNECT_HOURS: connection index -> seconds until its reconnect window opens
             "waiting_for_window": {
