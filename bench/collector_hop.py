@@ -144,8 +144,12 @@ async def generator(port: int, rate: float, symbols: list[str]) -> None:
             sent += due
             blob = b"".join(parts)
             for ws in list(clients):
-                if not ws.transport.is_closing():
+                if ws.transport.is_closing():
+                    continue
+                try:
                     ws.transport.write(blob)  # frames are pre-built; no per-message send() overhead
+                except RuntimeError:  # the collector closed (the end of the run): its close was answered
+                    clients.discard(ws)
 
 
 # --- the bench (parent process) ------------------------------------------------------------------------
