@@ -51,3 +51,16 @@ def test_not_a_mapping_and_bad_yaml(tmp_path: Path) -> None:
 def test_component_section_rejects_unknown_component() -> None:
     with pytest.raises(ConfigError, match="unknown component"):
         load_config(environ={"HFT_SUPERVISOR__COMPONENTS": "{nope: {enabled: false}}"})
+
+
+def test_the_recorder_yields_by_default_but_not_behind_a_realtime_collector() -> None:
+    from hftops.config.schema import Config
+
+    plain = Config.model_validate({})
+    assert [plain.component(n).nice for n in ("recorder", "venue", "collector")] == [5, 10, 0]
+    realtime = Config.model_validate({"supervisor": {"components": {"collector": {"realtime_priority": 10}}}})
+    assert [realtime.component(n).nice for n in ("recorder", "venue", "collector")] == [0, 10, 0]
+    chosen = {"collector": {"realtime_priority": 10}, "recorder": {"nice": 7}}
+    assert Config.model_validate({"supervisor": {"components": chosen}}).component("recorder").nice == 7
+    with pytest.raises(ValueError, match="realtime_priority"):
+        Config.model_validate({"supervisor": {"components": {"collector": {"realtime_priority": 120}}}})

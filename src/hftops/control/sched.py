@@ -2,9 +2,9 @@
 
 On a box the components share, the collector's hop waits for a CPU whenever the throughput side is busy.
 Niceness weighs shares, but a woken task still waits for the running one's slice to end (up to a timer
-tick: 4 ms at HZ=250). SCHED_FIFO preempts at once. bench/pipeline_e2e.py, 20,000 msg/s, this 2-core host in
-a quiet window: collector and Valkey on SCHED_FIFO, hop p99 <= 4.5 ms (write p99 2.1 ms); on the fair
-class, <= 10-15 ms (write p99 5-7 ms). A process on SCHED_FIFO that never sleeps owns a CPU, so it is opt-in,
+tick: 4 ms at HZ=250). SCHED_FIFO preempts at once. bench/pipeline_e2e.py on this 2-core host, 60 s per rate,
+collector and Valkey on SCHED_FIFO: hop p99 <= 5 ms at 20,000 msg/s and <= 4 ms at 50,000 msg/s; on the fair
+class, <= 8-10 ms. A process on SCHED_FIFO that never sleeps owns a CPU, so it is opt-in,
 and the kernel's realtime throttling (kernel.sched_rt_runtime_us) is what still leaves the others a share.
 """
 

@@ -8,24 +8,19 @@ from hftops.config.schema import Config
 from hftops.control import systemd
 
 
-def _config(tmp_path: Path) -> Config:
-    return Config.model_validate(
-        {
-            "data_dir": str(tmp_path / "var"),
-            "supervisor": {
-                "components": {
-                    "collector": {"cpu_affinity": [0], "stop_timeout_s": 7.5, "nice": 3, "realtime_priority": 10},
-                    "redis": {"realtime_priority": 10},
-                }
-            },
-        }
-    )
+def _config(tmp_path: Path, realtime: bool = False) -> Config:
+    collector: dict[str, object] = {"cpu_affinity": [0], "stop_timeout_s": 7.5, "nice": 3}
+    components: dict[str, dict[str, object]] = {"collector": collector}
+    if realtime:
+        collector["realtime_priority"] = 10
+        components["redis"] = {"realtime_priority": 10}
+    return Config.model_validate({"data_dir": str(tmp_path / "var"), "supervisor": {"components": components}})
 
 
-def _units(tmp_path: Path, user: bool) -> list[systemd.UnitFile]:
+def _units(tmp_path: Path, user: bool, realtime: bool = False) -> list[systemd.UnitFile]:
     cfg = tmp_path / "hftops.yaml"
     cfg.write_text("{}\n")
-    return systemd.generate(_config(tmp_path), user=user, config_path=cfg)
+    return systemd.generate(_config(tmp_path, realtime), user=user, config_path=cfg)
 
 
 def _values(unit: systemd.UnitFile) -> dict[str, str]:
@@ -80,7 +75,7 @@ def test_quote_escapes_specifiers_and_spaces() -> None:
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
 def test_systemd_analyze_verify_accepts_the_units(tmp_path: Path) -> None:
-    units = _units(tmp_path, user=False)
+    units = _units(tmp_path, user=False, realtime=True)
     out = tmp_path / "units"
     paths = systemd.write_units(units, out)
     result = subprocess.run(
@@ -106,11 +101,12 @@ def test_a_niced_unit_gets_the_matching_cpu_weight_and_the_recorder_yields_by_de
 
 
 def test_a_realtime_component_runs_on_sched_fifo_under_systemd_too(tmp_path: Path) -> None:
-    units = _units(tmp_path, user=False)
+    units = _units(tmp_path, user=False, realtime=True)
     collector = _values(next(u for u in units if u.name == "hftops-collector.service"))
     assert (collector["Service.CPUSchedulingPolicy"], collector["Service.CPUSchedulingPriority"]) == ("fifo", "10")
     recorder = _values(next(u for u in units if u.name == "hftops-recorder.service"))
     assert "Service.CPUSchedulingPolicy" not in recorder
+    assert "Service.Nice" not in recorder  # behind a realtime collector the recorder no longer yields
     unit = next(u for u in units if u.name == "hftops-collector.service")
     broken = unit.text.replace("CPUSchedulingPriority=10", "CPUSchedulingPriority=120").replace(
         "CPUSchedulingPolicy=fifo", "CPUSchedulingPolicy=realtime"
