@@ -42,25 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from tests.support.ports import free_port  # noqa: E402
 
-SYMBOLS = [
-    "BTCUSDT",
-    "ETHUSDT",
-    "SOLUSDT",
-    "BNBUSDT",
-    "XRPUSDT",
-    "DOGEUSDT",
-    "ADAUSDT",
-    "LTCUSDT",
-    "LINKUSDT",
-    "AVAXUSDT",
-    "DOTUSDT",
-    "TRXUSDT",
-    "NEARUSDT",
-    "ATOMUSDT",
-    "APTUSDT",
-    "ARBUSDT",
-]
-
+from bench.bench_platform import SYMBOLS  # noqa: E402
 
 # --- the generator (child process) ---------------------------------------------------------------------
 

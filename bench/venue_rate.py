@@ -34,18 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from tests.support.ports import free_port  # noqa: E402
 
-SYMBOLS = [
-    "BTCUSDT",
-    "ETHUSDT",
-    "SOLUSDT",
-    "BNBUSDT",
-    "XRPUSDT",
-    "DOGEUSDT",
-    "ADAUSDT",
-    "LTCUSDT",
-    "LINKUSDT",
-    "AVAXUSDT",
-]
+from bench.bench_platform import SYMBOLS  # noqa: E402
 
 
 async def consume(url: str, seconds: float) -> tuple[float, bool]:

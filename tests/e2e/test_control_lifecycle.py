@@ -3,10 +3,8 @@ fake venue/collector/recorder processes (the real ones are exercised in test_con
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
-import resource
 import subprocess
 import time
 from pathlib import Path
@@ -18,7 +16,7 @@ from hftops.control.audit import AuditLog
 from hftops.control.sched import realtime_allowed
 from tests.integration.control.fakes import managed_platform
 from tests.support.cli import TRADING, trading
-from tests.support.processes import process_gone
+from tests.support.processes import process_gone, without_realtime_privilege
 
 
 def _events(platform) -> list[str]:  # type: ignore[no-untyped-def]
@@ -109,19 +107,12 @@ def test_start_status_double_start_stop(tmp_path: Path) -> None:
         assert trading(platform, "audit", "verify", env=env).returncode == 0
 
 
-def _without_realtime_privilege() -> None:
-    """In the child: CAP_SYS_NICE out of the bounding set (root does not get it back at exec), no RLIMIT_RTPRIO."""
-    if os.geteuid() == 0 and ctypes.CDLL(None, use_errno=True).prctl(24, 23, 0, 0, 0):  # PR_CAPBSET_DROP, SYS_NICE
-        raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP, CAP_SYS_NICE)")
-    resource.setrlimit(resource.RLIMIT_RTPRIO, (0, 0))
-
-
 def test_a_realtime_priority_the_user_cannot_set_fails_the_start_naming_the_key_and_rolls_back(tmp_path: Path) -> None:
     overrides = {"supervisor": {"components": {"collector": {"realtime_priority": 5}}}}
     with managed_platform(tmp_path, overrides) as (platform, env):
         started = subprocess.run(
             [*TRADING, "start"], env=env, capture_output=True, text=True, timeout=120,
-            preexec_fn=_without_realtime_privilege,
+            preexec_fn=without_realtime_privilege,
         )  # fmt: skip
         assert started.returncode != 0
         out = started.stdout + started.stderr

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
-import resource
 import subprocess
 import sys
 import textwrap
@@ -16,6 +14,7 @@ import psutil
 import pytest
 
 from hftops.control.sched import describe, realtime_allowed, set_realtime
+from tests.support.processes import without_realtime_privilege
 
 _THREADED_CHILD = textwrap.dedent("""
     import threading, time
@@ -51,17 +50,6 @@ def test_every_thread_of_the_process_gets_the_priority(threaded_child: subproces
         set_realtime(2**22 + 12345, 5)
 
 
-_PR_CAPBSET_DROP, _CAP_SYS_NICE = 24, 23
-
-
-def _unprivileged() -> None:
-    """In the child: no CAP_SYS_NICE (out of the bounding set, so root does not get it back at exec) and no
-    RLIMIT_RTPRIO."""
-    if os.geteuid() == 0 and ctypes.CDLL(None, use_errno=True).prctl(_PR_CAPBSET_DROP, _CAP_SYS_NICE, 0, 0, 0):
-        raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP, CAP_SYS_NICE)")
-    resource.setrlimit(resource.RLIMIT_RTPRIO, (0, 0))
-
-
 def test_without_the_privilege_check_names_the_key_and_the_fix_and_the_kernel_refuses(tmp_path: Path) -> None:
     script = textwrap.dedent(f"""
         import json, subprocess, sys
@@ -85,7 +73,7 @@ def test_without_the_privilege_check_names_the_key_and_the_fix_and_the_kernel_re
         capture_output=True,
         text=True,
         timeout=60,
-        preexec_fn=_unprivileged,
+        preexec_fn=without_realtime_privilege,
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
