@@ -82,3 +82,23 @@ def test_without_the_privilege_check_names_the_key_and_the_fix_and_the_kernel_re
     [error] = [e for e in out["errors"] if "realtime_priority" in e]
     assert error.startswith("supervisor.components.collector.realtime_priority 5: this user has no CAP_SYS_NICE")
     assert "ulimit -r 5" in error and "remove the key" in error
+
+
+def test_check_warns_when_the_kernel_would_let_a_realtime_process_own_its_cpu(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hftops.config.checks import check_config
+    from hftops.config.schema import Config
+    from hftops.control import sched
+
+    runtime = tmp_path / "sched_rt_runtime_us"  # stands in for /proc/sys/kernel/sched_rt_runtime_us
+    monkeypatch.setattr(sched, "RT_RUNTIME", runtime)
+    realtime = {"supervisor": {"components": {"collector": {"realtime_priority": 5}}}}
+    config = Config.model_validate({"data_dir": str(tmp_path / "var"), **realtime})
+    runtime.write_text("-1\n")
+    assert any("sched_rt_runtime_us is -1" in w for w in check_config(config).warnings)
+    runtime.write_text("950000\n")
+    assert not any("sched_rt_runtime_us" in w for w in check_config(config).warnings)
+    runtime.write_text("-1\n")
+    plain = Config.model_validate({"data_dir": str(tmp_path / "var")})
+    assert not any("sched_rt_runtime_us" in w for w in check_config(plain).warnings)  # nothing on FIFO
