@@ -145,6 +145,7 @@ class Venue:
             "published": {s: self.market.published(s) for s in self.specs},
             "bbo_published": {s: self.market.book_published(s) for s in self.specs},
             "messages_generated": self.meter.generated,
+            "shortfall_messages": self.market.shortfall,
             "ground_truth_write_errors": self.market.write_errors,
             "hub": asdict(self.hub.counters),
             "faults": self.faults.describe(),

@@ -19,9 +19,10 @@ from hftops.venue.wire import decimal_texts
 
 # After a stall of the simulator's own loop (a busy box, a GC pause) it makes up at most this much time, over
 # as many ticks as MAX_TICK_MESSAGES needs: a hiccup is replayed as the burst a network delay would have made,
-# an outage is not. At 0.1 s, and with the shortfall of a capped tick dropped instead of carried, a 50,000
-# msg/s run on a busy 2-core box published 49,300/s.
-MAX_CATCH_UP_S = 0.5
+# an outage is not. What a longer stall does not owe is counted (`shortfall`), so a run that asked for a rate
+# can tell the simulator fell short of it from the pipeline losing data. At 0.1 s a 50,000 msg/s run on a busy
+# 2-core box published 49,300/s; at 0.5 s, when the box was short of CPU for a minute, 47,600 to 49,900/s.
+MAX_CATCH_UP_S = 2.0
 MAX_TICK_MESSAGES = 4000  # bounds one tick's work so REST and admin stay responsive at any rate
 
 log = structlog.get_logger("venue")
@@ -111,6 +112,7 @@ class Market:
         self._last: float | None = None
         self.paused = False
         self.write_errors = 0
+        self.shortfall = 0  # messages the rate asked for that a stall longer than MAX_CATCH_UP_S did not owe
         self._last_error_log = float("-inf")
 
     def step(self, now: float, time_ms: int) -> Tick | None:
@@ -122,7 +124,10 @@ class Market:
         if self.paused or self.faults.is_down(now):
             self._last = now  # nothing is owed for a pause or an outage
             return None
-        behind = min(now - self._last, MAX_CATCH_UP_S)
+        behind = now - self._last
+        if behind > MAX_CATCH_UP_S:
+            self.shortfall += int((behind - MAX_CATCH_UP_S) * rate)
+            behind = MAX_CATCH_UP_S
         elapsed = min(behind, MAX_TICK_MESSAGES / rate)
         self._last = now - (behind - elapsed)  # what a capped tick could not generate is owed to the next
         if elapsed <= 0:

@@ -134,6 +134,7 @@ def test_a_stall_is_not_replayed_as_a_flood(tmp_path: Path) -> None:
     tick = market.step(clock.now, 0)
     assert tick is not None and tick.messages <= 1000 * MAX_CATCH_UP_S + 3
     assert sum(t.messages for t in _run(market, clock, 0.1)) <= 100 + 3  # and nothing more is owed after it
+    assert market.shortfall == 1000 * (30 - MAX_CATCH_UP_S)  # what was not owed is counted, not hidden
 
 
 def test_a_hiccup_is_made_up_over_the_next_ticks_within_the_tick_cap(tmp_path: Path) -> None:
@@ -146,3 +147,4 @@ def test_a_hiccup_is_made_up_over_the_next_ticks_within_the_tick_cap(tmp_path: P
     generated += sum(t.messages for t in ticks)
     assert abs(generated - 50_000) <= 10  # 1 s of market time, all of it published
     assert max(t.messages for t in ticks) <= MAX_TICK_MESSAGES + 20
+    assert market.shortfall == 0
