@@ -146,6 +146,7 @@ class Venue:
             "bbo_published": {s: self.market.book_published(s) for s in self.specs},
             "messages_generated": self.meter.generated,
             "shortfall_messages": self.market.shortfall,
+            "behind_s": round(self.market.behind(now), 4),
             "ground_truth_write_errors": self.market.write_errors,
             "hub": asdict(self.hub.counters),
             "faults": self.faults.describe(),

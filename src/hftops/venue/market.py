@@ -115,6 +115,10 @@ class Market:
         self.shortfall = 0  # messages the rate asked for that a stall longer than MAX_CATCH_UP_S did not owe
         self._last_error_log = float("-inf")
 
+    def behind(self, now: float) -> float:
+        """Seconds of market time owed but not generated yet (the loop's lag; at most MAX_CATCH_UP_S)."""
+        return 0.0 if self._last is None or self.paused else min(max(0.0, now - self._last), MAX_CATCH_UP_S)
+
     def step(self, now: float, time_ms: int) -> Tick | None:
         """Generate what is due since the last step; None when nothing is (paused, down, or too early)."""
         if self._last is None:
