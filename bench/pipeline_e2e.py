@@ -23,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -111,22 +112,32 @@ def _window_quantile(q: float, key: tuple[str, str], start: dict[Any, Histogram]
     return next(le * 1000 for le, n in zip(bounds, window, strict=True) if n >= rank)
 
 
-def _venue_shortfall(platform: Platform) -> int:
-    """Messages the simulated venue's rate asked for but its stalled loop did not owe (it was short of CPU)."""
-    stats = httpx.get(f"{platform.rest}/admin/stats", timeout=10).json()
-    return int(stats.get("shortfall_messages", 0))
+@dataclass(frozen=True)
+class VenueMark:
+    """One /admin/stats answer of the simulated venue, and when it came."""
+
+    published: int  # trades and book updates, every symbol
+    generated_until: float  # the venue clock's time up to which it has generated the market (s)
+    behind_s: float  # market time its loop owes but has not generated yet
+    shortfall: int  # messages its rate asked for that a stall longer than it makes up no longer owes
 
 
-def _venue_caught_up(platform: Platform, within_s: float = 2.0) -> float:
-    """Wait (up to `within_s`) until the simulated venue has generated all it owes; returns its lag then (s).
-    The window opens and closes on a caught-up venue where it can, so published/elapsed is the rate it
-    delivered and not short by what its loop happened to owe at the last instant (100 ms at 50k is 5,000
-    messages); a venue that stays behind is measured over the market time it generated."""
+def _venue_mark(platform: Platform, within_s: float = 2.0) -> VenueMark:
+    """The venue's count once it has generated all it owes (waiting up to `within_s`). The window opens and
+    closes on a caught-up venue where it can, and is measured over the market time it generated (its own
+    clock), so a loop owing 100 ms at the close (5,000 messages at 50k) does not read as a pipeline carrying
+    less; all it still owes is published and verified afterwards, and what it no longer owes is `shortfall`."""
     deadline = time.monotonic() + within_s
     while True:
-        behind = float(httpx.get(f"{platform.rest}/admin/stats", timeout=10).json().get("behind_s", 0.0))
-        if behind <= 0.005 or time.monotonic() >= deadline:
-            return behind
+        stats = httpx.get(f"{platform.rest}/admin/stats", timeout=10).json()
+        mark = VenueMark(
+            published=sum(stats["published"].values()) + sum(stats["bbo_published"].values()),
+            generated_until=float(stats["generated_until_s"]),
+            behind_s=float(stats["behind_s"]),
+            shortfall=int(stats["shortfall_messages"]),
+        )
+        if mark.behind_s <= 0.005 or time.monotonic() >= deadline:
+            return mark
         time.sleep(0.01)
 
 
@@ -192,9 +203,7 @@ def run_rate(platform: Platform, rate: int, duration: float) -> dict[str, Any]:
     client = redis.Redis.from_url(platform.redis_url)
     hist_start = _hop_histogram(client)
     recorder_start = _recorder_histograms(platform)
-    start_behind = _venue_caught_up(platform)
-    start_pub = platform.published()
-    start_short = _venue_shortfall(platform)
+    start = _venue_mark(platform)
     window_start_ms = int(time.time() * 1000)
     started = time.monotonic()
     max_backlog = 0
@@ -208,19 +217,14 @@ def run_rate(platform: Platform, rate: int, duration: float) -> dict[str, Any]:
             backlog = sum(client.xlen(k) for k in client.scan_iter("md:*:*:*", count=1000) if b"cursor" not in k)
             max_backlog = max(max_backlog, backlog)
             windows.append(_collector_windows(client))
-    venue_behind = _venue_caught_up(platform)
-    end_pub = platform.published()
-    # Seconds of market time the venue generated in the window: wall time less the lag it gained (at most
-    # 2 s, the rest it no longer owes and counts as shortfall), so a venue that owes 30 ms at the close does
-    # not read as a pipeline that carried 0.05 % less; everything it still owes is published and verified.
-    elapsed = time.monotonic() - started - (venue_behind - start_behind)
+    end = _venue_mark(platform)
+    market_s = end.generated_until - start.generated_until
     cpu = {}
     for name, proc in procs.items():
         try:
             cpu[name] = proc.cpu_percent(None) / 100
         except psutil.NoSuchProcess:
             cpu[name] = float("nan")
-    venue_short = _venue_shortfall(platform) - start_short
     window_end_ms = int(time.time() * 1000)
     hist_end = _hop_histogram(client)
     recorder_end = _recorder_histograms(platform)
@@ -242,9 +246,9 @@ def run_rate(platform: Platform, rate: int, duration: float) -> dict[str, Any]:
     totals = ledger["totals"]
     return {
         "rate": rate,
-        "carried": (end_pub - start_pub) / elapsed,
-        "venue_shortfall": venue_short,
-        "venue_behind_s": venue_behind,
+        "carried": (end.published - start.published) / market_s,
+        "venue_shortfall": end.shortfall - start.shortfall,
+        "venue_behind_s": end.behind_s,
         "balanced": ledger["balanced"] and totals["missing"] == 0 and totals["duplicates"] == 0,
         "missing": totals["missing"],
         "duplicates": totals["duplicates"],

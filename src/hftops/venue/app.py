@@ -147,6 +147,7 @@ class Venue:
             "messages_generated": self.meter.generated,
             "shortfall_messages": self.market.shortfall,
             "behind_s": round(self.market.behind(now), 4),
+            "generated_until_s": round(self.market.generated_until, 6),
             "ground_truth_write_errors": self.market.write_errors,
             "hub": asdict(self.hub.counters),
             "faults": self.faults.describe(),

@@ -115,6 +115,11 @@ class Market:
         self.shortfall = 0  # messages the rate asked for that a stall longer than MAX_CATCH_UP_S did not owe
         self._last_error_log = float("-inf")
 
+    @property
+    def generated_until(self) -> float:
+        """The venue clock's time up to which the market has been generated (0 before the first step)."""
+        return self._last or 0.0
+
     def behind(self, now: float) -> float:
         """Seconds of market time owed but not generated yet (the loop's lag; at most MAX_CATCH_UP_S)."""
         return 0.0 if self._last is None or self.paused else min(max(0.0, now - self._last), MAX_CATCH_UP_S)

@@ -144,8 +144,10 @@ def test_a_hiccup_is_made_up_over_the_next_ticks_within_the_tick_cap(tmp_path: P
     generated = sum(t.messages for t in _run(market, clock, 0.2))
     clock.now += 0.3  # the simulator's loop did not run for 300 ms
     assert abs(market.behind(clock.now) - 0.3) < 1e-9
+    owed_from = market.generated_until
     ticks = _run(market, clock, 0.5)
     generated += sum(t.messages for t in ticks)
     assert abs(generated - 50_000) <= 10  # 1 s of market time, all of it published
     assert max(t.messages for t in ticks) <= MAX_TICK_MESSAGES + 20
     assert market.shortfall == 0 and market.behind(clock.now) < 0.01
+    assert market.generated_until > owed_from
