@@ -127,6 +127,9 @@ async def test_ground_truth_publishing_rate_stats(client: httpx.AsyncClient, ven
     stats = (await client.get("/admin/stats")).json()
     assert stats["rate"] == 70000 and stats["paused"] and stats["connections"] == 0
     assert stats["published"]["BTCUSDT"] == btc["published"]
+    # paused: nothing owed, and the market clock is where the last step left it
+    assert stats["behind_s"] == 0.0 and stats["shortfall_messages"] == venue.market.shortfall == 0
+    assert stats["generated_until_s"] == round(venue.market.generated_until, 6) > 0
 
 
 async def test_rest_faults_fail_then_recover(client: httpx.AsyncClient) -> None:
