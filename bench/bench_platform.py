@@ -105,7 +105,3 @@ class BenchPlatform:
         response = httpx.post(self.query_url, json={"sql": sql}, timeout=30)
         response.raise_for_status()
         return response.json()["rows"]
-
-    def published(self) -> int:
-        truth = httpx.get(f"{self.rest}/admin/ground-truth", timeout=10).json()
-        return sum(s["published"] + s.get("bbo_published", 0) for s in truth["symbols"].values())
