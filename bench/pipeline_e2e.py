@@ -354,7 +354,7 @@ def print_table(baselines: dict[str, float], results: list[dict[str, Any]], dura
     )
     print("hop = wait for the batch's age (collector.flush_ms) + lag (a due batch waits for the transaction in flight")
     print("and for the event loop) + its own transaction (write); PING: the same Valkey, asked from outside")
-    print("\n== where visible goes: the recorder's inserts (ms, bucket upper bound; both tables in parallel) ==")
+    print("\n== where visible goes: the recorder's inserts (ms, bucket upper bound; a lane per table, turn about) ==")
     print(f"  {'offered':>9} {'trades p50':>10} {'trades p99':>10} {'bbo p50':>8} {'bbo p99':>8}")
     for r in results:
         ins = r["insert_ms"]

@@ -1,4 +1,5 @@
-"""The reader task: pending entries first (claimed and own), then XREADGROUP into bounded batches."""
+"""The reader task: pending entries first (claimed and own), then XREADGROUP into bounded batches, in two lanes
+(book tickers; everything else) whose batches close in turn, half a window apart."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import structlog
 from redis.exceptions import RedisError
 
 from hftops.config.schema import RecorderConfig
-from hftops.model.streams import DLQ_STREAM
+from hftops.model.streams import DLQ_STREAM, MdKind
 from hftops.pipeline.recorder import deadletters
 from hftops.pipeline.recorder.batches import Batch
 from hftops.pipeline.recorder.consumer import Delivered, StreamConsumer
@@ -21,6 +22,13 @@ from hftops.pipeline.recorder.guard import DiskGuard
 from hftops.pipeline.recorder.metrics import RecorderMetrics
 
 READ_PACING_S = 0.01  # not backlogged: let entries gather instead of one round trip per 2 ms collector flush
+READ_BLOCK_MS = 100
+BBO_LANE = 1
+
+
+def _is_bbo_stream(stream: str) -> bool:
+    key = None if stream == DLQ_STREAM else md_key(stream)
+    return key is not None and key.kind is MdKind.BBO
 
 
 class EntryReader:
@@ -57,19 +65,26 @@ class EntryReader:
         self._largest_in_read = 0
         # Event streams carry one event per entry: only the market-data streams size a read.
         self.md_stream_count = max(1, sum(1 for s in consumer.streams if not is_event_stream(s)))
+        # Two lanes, each its own batches: book tickers, and everything else (trades, events, dead letters).
+        # chDB runs one insert at a time, so one batch of both tables made the second insert wait for the
+        # first; staggered half a window apart, each table's insert runs alone and a row waits for one.
+        self._lane_of = {s: BBO_LANE for s in consumer.streams if _is_bbo_stream(s)}
+        self._lanes: list[Batch | None] = [None, None]
+        self._last_close = float("-inf")
 
     async def run(self) -> None:
-        batch: Batch | None = None
         batch_s = self.settings.batch_max_ms / 1000
         try:
-            batch = await self._recover_pending()
+            await self._recover_pending()
             claim_every = max(1.0, self.settings.claim_idle_ms / 1000)
             next_claim = self.monotonic() + claim_every
             while not self.flags.stopping:
                 now = self.monotonic()
-                if batch is not None and (batch.rows >= self.settings.batch_max_rows or now - batch.started >= batch_s):
+                due = self._due_lane(now, batch_s)
+                if due is not None:
+                    batch, self._lanes[due] = self._lanes[due], None
+                    self._last_close = now
                     await self.queue.put(batch)
-                    batch = None
                     continue
                 if self.guard.active:
                     await asyncio.sleep(0.05)  # stop reading: the data stays in Redis
@@ -78,26 +93,63 @@ class EntryReader:
                     if now >= next_claim:
                         next_claim = now + claim_every
                         for delivered in await self.consumer.claim_entries():
-                            batch = self._add(batch, self._decode(delivered, redelivered=True))
-                    block_ms = 100 if batch is None else int((batch.started + batch_s - now) * 1000) + 1
-                    delivered_list = await self.consumer.read_new(self._read_count(batch), block_ms)
+                            self._add_to_lane(self._decode(delivered, redelivered=True))
+                    # At most READ_BLOCK_MS, so a stop request is seen promptly whatever the window.
+                    next_due = self._next_due(batch_s)
+                    until_due = READ_BLOCK_MS if next_due is None else max(0, int((next_due - now) * 1000)) + 1
+                    block_ms = min(READ_BLOCK_MS, until_due)
+                    delivered_list = await self.consumer.read_new(self._read_count(), block_ms)
                     self.flags.redis_ok = True
                 except (RedisError, OSError) as exc:
                     await redis_failed(self.flags, self.metrics, self.log, self.redis_url, "read", exc)
                     continue
                 self._largest_in_read = 0
                 for delivered in delivered_list:
-                    batch = self._add(batch, self._decode(delivered, redelivered=False))
+                    self._add_to_lane(self._decode(delivered, redelivered=False))
                 if delivered_list:
                     self.max_rows_per_entry = max(self._largest_in_read, self.max_rows_per_entry // 2, self._rows_floor)
-                if batch is not None and not self.consumer.saturated:
-                    pause = min(READ_PACING_S, batch.started + batch_s - self.monotonic())
+                next_due = self._next_due(batch_s)
+                if next_due is not None and not self.consumer.saturated:
+                    pause = min(READ_PACING_S, next_due - self.monotonic())
                     if pause > 0:
                         await asyncio.sleep(pause)
         finally:
-            if batch is not None and not self.flags.abandon:
-                await self.queue.put(batch)  # SIGTERM: finish the current batch too
+            for lane, batch in enumerate(self._lanes):
+                self._lanes[lane] = None
+                if batch is not None and not self.flags.abandon:
+                    await self.queue.put(batch)  # SIGTERM: finish the current batches too
             await self.queue.put(None)
+
+    # -- lanes -----------------------------------------------------------------------------------------
+
+    def _due_lane(self, now: float, batch_s: float) -> int | None:
+        """The lane whose batch must close now: a full one at once; else the oldest one whose window has
+        passed, but not within half a window of the last close (that is what staggers the lanes)."""
+        spaced = now - self._last_close >= batch_s / 2
+        due: int | None = None
+        for lane, batch in enumerate(self._lanes):
+            if batch is None:
+                continue
+            if batch.rows >= self.settings.batch_max_rows:
+                return lane
+            if spaced and now - batch.started >= batch_s and (due is None or batch.started < self._started(due)):
+                due = lane
+        return due
+
+    def _next_due(self, batch_s: float) -> float | None:
+        """When the next lane becomes due (None with nothing open): the read blocks and paces up to then."""
+        open_ = [b.started + batch_s for b in self._lanes if b is not None]
+        if not open_:
+            return None
+        return max(min(open_), self._last_close + batch_s / 2)
+
+    def _started(self, lane: int) -> float:
+        batch = self._lanes[lane]
+        return batch.started if batch is not None else float("inf")
+
+    def _add_to_lane(self, entry: Entry) -> None:
+        lane = self._lane_of.get(entry.stream, 0)
+        self._lanes[lane] = self._add(self._lanes[lane], entry)
 
     def _decode(self, delivered: Delivered, redelivered: bool) -> Entry:
         max_deliveries = self.settings.max_deliveries
@@ -119,8 +171,8 @@ class EntryReader:
             self._largest_in_read = len(rows)
         return entry
 
-    def _read_count(self, batch: Batch | None) -> int:
-        remaining = self.settings.batch_max_rows - (batch.rows if batch else 0)
+    def _read_count(self) -> int:
+        remaining = self.settings.batch_max_rows - max((b.rows for b in self._lanes if b is not None), default=0)
         per_read = self.max_rows_per_entry * self.md_stream_count
         return max(1, min(self.settings.read_count, remaining // per_read + 1))
 
@@ -132,8 +184,9 @@ class EntryReader:
         self.metrics.tallies.entries_read += 1
         return batch
 
-    async def _recover_pending(self) -> Batch | None:
-        """Before new data: claim what dead consumers left, then re-read this consumer's pending entries."""
+    async def _recover_pending(self) -> None:
+        """Before new data: claim what dead consumers left, then re-read this consumer's pending entries
+        (into batches of every stream: they are due at once)."""
         while not self.flags.stopping:
             try:
                 claimed, vanished = await self.consumer.claim_ids()
@@ -153,7 +206,8 @@ class EntryReader:
                 if pending:
                     self.log.info("pending_reread", entries=pending)
                 self.flags.redis_ok = True
-                return batch
+                if batch is not None:
+                    await self.queue.put(batch)
+                return
             except (RedisError, OSError) as exc:
                 await redis_failed(self.flags, self.metrics, self.log, self.redis_url, "pending", exc)
-        return None
