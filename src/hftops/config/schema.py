@@ -125,8 +125,8 @@ class RecorderConfig(Section):
     # Each lane (book tickers; everything else) closes a batch this long after its first entry, the two in
     # turn at least half of it apart. Each insert makes a part that chDB merges in the background: at 50 ms
     # (40 parts/s at 20,000 msg/s) the merges took 0.3 core and event -> DB p99 went to 370-510 ms; at 100 ms
-    # the recorder used 0.83 core against 0.55; at 150 ms the p99 is <= 250-275 ms with the recorder at
-    # 0.6-0.7 core (bench/pipeline_e2e.py --realtime collector=10,redis=10, 60 s runs).
+    # the recorder used 0.83 core against 0.55; at 150 ms the p99 is <= 250-275 ms (<= 350-400 while the host
+    # ran slow) with the recorder at 0.6-0.7 core (bench/pipeline_e2e.py --realtime collector=10,redis=10).
     batch_max_ms: float = Field(150.0, gt=0, description="insert a batch after this long")
     read_count: int = Field(512, ge=1, description="stream entries per XREADGROUP call")
     max_deliveries: int = Field(5, ge=1, description="deliveries before an entry is dead-lettered")
