@@ -127,13 +127,14 @@ class EntryReader:
         passed, but not within half a window of the last close (that is what staggers the lanes)."""
         spaced = now - self._last_close >= batch_s / 2
         due: int | None = None
+        oldest = float("inf")
         for lane, batch in enumerate(self._lanes):
             if batch is None:
                 continue
             if batch.rows >= self.settings.batch_max_rows:
                 return lane
-            if spaced and now - batch.started >= batch_s and (due is None or batch.started < self._started(due)):
-                due = lane
+            if spaced and now - batch.started >= batch_s and batch.started < oldest:
+                due, oldest = lane, batch.started
         return due
 
     def _next_due(self, batch_s: float) -> float | None:
@@ -142,10 +143,6 @@ class EntryReader:
         if not open_:
             return None
         return max(min(open_), self._last_close + batch_s / 2)
-
-    def _started(self, lane: int) -> float:
-        batch = self._lanes[lane]
-        return batch.started if batch is not None else float("inf")
 
     def _add_to_lane(self, entry: Entry) -> None:
         lane = self._lane_of.get(entry.stream, 0)
