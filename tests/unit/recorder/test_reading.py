@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,10 +56,12 @@ class Running:
     queue: StampedQueue
     flags: RunFlags
     task: asyncio.Task[None]
-    redis: aioredis.Redis
 
 
-async def start_reader(url: str, tmp_path: Path, streams: list[str], **settings: Any) -> Running:
+@contextlib.asynccontextmanager
+async def reading(url: str, tmp_path: Path, streams: list[str], **settings: Any) -> AsyncIterator[Running]:
+    """A reader task on `streams`; on the way out, also when a test fails, it is cancelled if still running
+    (nothing takes its batches then) and must end at once."""
     redis = aioredis.Redis.from_url(url)
     consumer = StreamConsumer(redis, [*streams, DLQ_STREAM], "recorder", "r0", read_count=512, claim_idle_ms=60_000)
     await consumer.ensure_groups()
@@ -75,7 +78,14 @@ async def start_reader(url: str, tmp_path: Path, streams: list[str], **settings:
         redis_url=url,
         max_rows_per_entry=256,
     )
-    return Running(reader, queue, flags, asyncio.create_task(reader.run()), redis)
+    task = asyncio.create_task(reader.run())
+    try:
+        yield Running(reader, queue, flags, task)
+    finally:
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=5)
+        await redis.aclose()
+        assert task in done, "the reader did not end when cancelled"
 
 
 async def drain(queue: StampedQueue, batches: list[Batch], until: int, timeout_s: float = 20.0) -> None:
@@ -104,27 +114,29 @@ async def stop(running: Running, batches: list[Batch], read: int) -> None:
     running.flags.stopping = True
     await asyncio.wait_for(taker, 10)
     await running.task
-    await running.redis.aclose()
 
 
 async def test_book_tickers_and_trades_close_in_staggered_lanes_and_lose_nothing(valkey: Any, tmp_path: Path) -> None:
     window_ms = 120.0
-    writer = aioredis.Redis.from_url(valkey.url)
-    running = await start_reader(valkey.url, tmp_path, TRADES + BOOKS, batch_max_ms=window_ms)
     written: set[tuple[str, Any]] = set()
     batches: list[Batch] = []
-    try:
-        taker = asyncio.create_task(drain(running.queue, batches, until=6))  # a writer that keeps up
-        next_id = 1
-        for _ in range(120):  # a live feed: one entry per stream every few milliseconds
-            for stream in TRADES + BOOKS:
-                written.add((stream, await writer.xadd(stream, entry_fields(stream, next_id, 3))))
-            next_id += 3
-            await asyncio.sleep(0.004)
-        await taker
+    async with (
+        aioredis.Redis.from_url(valkey.url) as writer,
+        reading(valkey.url, tmp_path, TRADES + BOOKS, batch_max_ms=window_ms) as running,
+    ):
+
+        async def feed() -> None:
+            next_id = 1
+            for _ in range(120):  # a live feed: one entry per stream every few milliseconds
+                for stream in TRADES + BOOKS:
+                    written.add((stream, await writer.xadd(stream, entry_fields(stream, next_id, 3))))
+                next_id += 3
+                await asyncio.sleep(0.004)
+
+        async with asyncio.TaskGroup() as group:  # a feed, and a writer that keeps up
+            group.create_task(feed())
+            group.create_task(drain(running.queue, batches, until=6))
         await stop(running, batches, read=len(written))
-    finally:
-        await writer.aclose()
 
     lanes = []
     for batch in batches:
@@ -141,10 +153,11 @@ async def test_book_tickers_and_trades_close_in_staggered_lanes_and_lose_nothing
 
 
 async def test_a_full_batch_closes_at_once_whatever_the_other_lane_did(valkey: Any, tmp_path: Path) -> None:
-    writer = aioredis.Redis.from_url(valkey.url)
-    running = await start_reader(valkey.url, tmp_path, TRADES + BOOKS, batch_max_ms=5_000, batch_max_rows=30)
     batches: list[Batch] = []
-    try:
+    async with (
+        aioredis.Redis.from_url(valkey.url) as writer,
+        reading(valkey.url, tmp_path, TRADES + BOOKS, batch_max_ms=5_000, batch_max_rows=30) as running,
+    ):
         for i in range(8):  # a backlog: 8 x 10 rows in each lane, written at once
             for stream in (TRADES[0], BOOKS[0]):
                 await writer.xadd(stream, entry_fields(stream, 1 + 10 * i, 10))
@@ -155,8 +168,6 @@ async def test_a_full_batch_closes_at_once_whatever_the_other_lane_did(valkey: A
         await stop(running, batches, read=16)
         # The read blocks at most READ_BLOCK_MS: a stop is not held up by the open batches' 5 s window.
         assert time.monotonic() - stopping < 2.5, "the stop waited for the window"
-    finally:
-        await writer.aclose()
     assert all(b.rows >= 30 for b in batches[:4])
     assert sum(b.rows for b in batches) == 160
 
@@ -164,26 +175,49 @@ async def test_a_full_batch_closes_at_once_whatever_the_other_lane_did(valkey: A
 async def test_one_lane_alone_is_not_held_back(valkey: Any, tmp_path: Path) -> None:
     """Without book tickers, trades close every window: the spacing only staggers two lanes."""
     window_ms = 100.0
-    writer = aioredis.Redis.from_url(valkey.url)
-    running = await start_reader(valkey.url, tmp_path, TRADES, batch_max_ms=window_ms)
     batches: list[Batch] = []
-    try:
+    async with (
+        aioredis.Redis.from_url(valkey.url) as writer,
+        reading(valkey.url, tmp_path, TRADES, batch_max_ms=window_ms) as running,
+    ):
+        fed = asyncio.Event()
 
         async def feed() -> None:
             next_id = 1
-            while True:
+            while not fed.is_set():
                 await writer.xadd(TRADES[0], entry_fields(TRADES[0], next_id, 2))
                 next_id += 2
                 await asyncio.sleep(0.005)
 
-        feeder = asyncio.create_task(feed())
-        await drain(running.queue, batches, until=5)
-        feeder.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await feeder  # ended before the connection closes
+        async def take() -> None:
+            await drain(running.queue, batches, until=5)
+            fed.set()
+
+        async with asyncio.TaskGroup() as group:  # the feed ends before the connection closes, also on a failure
+            group.create_task(feed())
+            group.create_task(take())
         await stop(running, batches, read=0)
-    finally:
-        await writer.aclose()
     assert all({e.stream for e in b.entries} == {TRADES[0]} for b in batches)
     gaps = [b - a for a, b in zip(running.queue.closed_at, running.queue.closed_at[1:5], strict=False)]
     assert all(gap >= window_ms / 1000 * 0.99 for gap in gaps), gaps
+
+
+async def test_a_cancelled_reader_ends_at_once_though_nothing_takes_its_batches(valkey: Any, tmp_path: Path) -> None:
+    """The stop deadline passed, or the loop is closing: the reader is blocked handing over a batch to a full
+    queue. Cancelled, it must end without waiting on the queue again (its entries stay pending in Redis)."""
+    async with (
+        aioredis.Redis.from_url(valkey.url) as writer,
+        reading(valkey.url, tmp_path, TRADES, batch_max_ms=20, batch_max_rows=10) as running,
+    ):
+        for i in range(4):  # four full batches: one fills the queue, the reader blocks on the next
+            await writer.xadd(TRADES[0], entry_fields(TRADES[0], 1 + 10 * i, 10))
+
+        async def blocked() -> None:
+            while not (running.queue.full() and running.reader.metrics.tallies.entries_read >= 2):
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(blocked(), 10)
+        running.task.cancel()
+        done, _ = await asyncio.wait({running.task}, timeout=2)
+        assert running.task in done, "the cancelled reader waited on the full queue"
+        assert running.task.cancelled()

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 
@@ -74,6 +75,7 @@ class EntryReader:
 
     async def run(self) -> None:
         batch_s = self.settings.batch_max_ms / 1000
+        cancelled = False
         try:
             await self._recover_pending()
             claim_every = max(1.0, self.settings.claim_idle_ms / 1000)
@@ -113,12 +115,25 @@ class EntryReader:
                     pause = min(READ_PACING_S, next_due - self.monotonic())
                     if pause > 0:
                         await asyncio.sleep(pause)
+        except asyncio.CancelledError:
+            cancelled = True
+            raise
         finally:
-            for lane, batch in enumerate(self._lanes):
-                self._lanes[lane] = None
-                if batch is not None and not self.flags.abandon:
-                    await self.queue.put(batch)  # SIGTERM: finish the current batches too
-            await self.queue.put(None)
+            await self._hand_over(cancelled)
+
+    async def _hand_over(self, cancelled: bool) -> None:
+        """On a stop, the open batches go to the writer too, then None. Cancelled (the stop deadline passed, or
+        the loop is closing), nothing is awaited: a wait on a full queue would swallow the cancel and hang the
+        shutdown. Nothing is lost either way: an entry is acked only once stored."""
+        lanes, self._lanes = self._lanes, [None, None]
+        if cancelled:
+            with contextlib.suppress(asyncio.QueueFull):
+                self.queue.put_nowait(None)
+            return
+        for batch in lanes:
+            if batch is not None and not self.flags.abandon:
+                await self.queue.put(batch)  # SIGTERM: finish the current batches too
+        await self.queue.put(None)
 
     # -- lanes -----------------------------------------------------------------------------------------
 
