@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+# A hard bound on the whole suite (it takes ~11 min on 2 cores): a hang that no per-test timeout catches ends
+# with pytest's summary and the interrupted stack (SIGINT), or is killed a minute later, not at CI's limit.
+TEST_TIMEOUT_S ?= 1800
 
 .PHONY: run test soak bench lint fmt typecheck clean install
 
@@ -21,7 +24,7 @@ run: $(STAMP)
 
 ## test: the whole test suite (unit, integration against real Valkey/chDB, end to end through `trading`)
 test: $(STAMP)
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	timeout --signal=INT --kill-after=60 $(TEST_TIMEOUT_S) $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 ## soak: long chaos and soak rounds (many kill -9 rounds, long outages)
 soak: $(STAMP)

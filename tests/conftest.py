@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,44 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from hftops.bus.valkey_server import ValkeySpec, start_valkey, wait_until_ready
 from tests.support.platform import TestPlatform
 from tests.support.ports import free_port
+
+# pytest-timeout (and pytest's own faulthandler timer) stop once a test has failed, so a hang in that test's
+# teardown (a task that swallows its cancel) would hold the whole suite to CI's limit. Past this, the failure,
+# then every thread's stack, go to the real stderr and the run ends.
+TEARDOWN_LIMIT_S = 300.0
+_REAL_STDERR = pytest.StashKey[int]()
+_failures: dict[str, str] = {}  # nodeid -> the failed call's report, until its teardown ends
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_REAL_STDERR] = os.dup(sys.stderr.fileno())  # before capture swaps fd 2 per test
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" and report.failed:
+        _failures[report.nodeid] = report.longreprtext
+
+
+def _end_the_run(fd: int, nodeid: str) -> None:
+    failure = _failures.get(nodeid, "(the test itself passed)")
+    os.write(fd, f"\n{nodeid}: teardown still running after {TEARDOWN_LIMIT_S:.0f} s\n{failure}\n".encode())
+    faulthandler.dump_traceback(file=fd)
+    os._exit(1)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
+    fd = item.config.stash[_REAL_STDERR]
+    watchdog = threading.Timer(TEARDOWN_LIMIT_S, _end_the_run, (fd, item.nodeid))
+    watchdog.daemon = True
+    watchdog.start()
+    faulthandler.dump_traceback_later(TEARDOWN_LIMIT_S + 30, exit=True, file=fd)  # should the GIL never come free
+    try:
+        return (yield)
+    finally:
+        watchdog.cancel()
+        faulthandler.cancel_dump_traceback_later()
+        _failures.pop(item.nodeid, None)
 
 
 class ValkeyHandle:
