@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hftops.store.backend import READ_SETTINGS, QueryResult, parse_json_compact
-from hftops.store.ddl import schema_statements
+from hftops.store.ddl import embedded_statements, schema_statements
 from hftops.store.errors import (
     DATA_ERROR_CODES,
     DatabaseUnavailable,
@@ -70,7 +70,7 @@ class ChdbStore:
         try:
             if not self.read_only:
                 self._write = session.Session(str(self.path))
-                for statement in schema_statements(self.database):
+                for statement in schema_statements(self.database) + embedded_statements(self.database):
                     self._write.query(statement)
             self._read = session.Session(str(self.path))
             self._read.query(f"USE {self.database}")

@@ -50,6 +50,30 @@ def test_schema_is_idempotent_and_ordered_by_venue_ids(tmp_path: Path, fault: Fa
     assert tables[DEAD_LETTERS][0:2] == ["ReplacingMergeTree", "id"]
 
 
+def test_market_tables_merge_wider_in_the_embedded_store_also_when_created_before(tmp_path: Path) -> None:
+    def merge_settings(store: ChdbStore) -> dict[str, bool]:
+        rows = store.query(
+            "SELECT name, create_table_query LIKE '%merge\\_selector\\_base = 20%' FROM system.tables "
+            "WHERE database = 'hftops' AND name IN ('market_trades', 'market_bbo', 'dead_letters')"
+        ).rows
+        return {name: bool(found) for name, found in rows}
+
+    store = ChdbStore(tmp_path / "ch", "hftops")
+    store.open()
+    try:
+        assert merge_settings(store) == {MARKET_TRADES: True, MARKET_BBO: True, DEAD_LETTERS: False}
+        for table in (MARKET_TRADES, MARKET_BBO):  # as a data directory from before the setting
+            store._write.query(f"ALTER TABLE hftops.{table} RESET SETTING merge_selector_base")
+        assert merge_settings(store)[MARKET_TRADES] is False
+    finally:
+        store.close()
+    store.open()
+    try:
+        assert merge_settings(store) == {MARKET_TRADES: True, MARKET_BBO: True, DEAD_LETTERS: False}
+    finally:
+        store.close()
+
+
 def test_rows_round_trip_with_exact_decimals_and_times(chdb_store: ChdbStore) -> None:
     chdb_store.insert(MARKET_TRADES, TRADE_INSERT_COLUMNS, trade_body(trades(1, 2)), "t1")
     result = chdb_store.query(
