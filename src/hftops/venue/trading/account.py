@@ -18,6 +18,9 @@ from hftops.venue.symbols import SymbolSpec
 from hftops.venue.trading.model import Order, OrderType, Side
 
 ZERO = Decimal(0)
+# Fees are charged in whole 1e-8 of the quote asset, as a fill reports them (and the journal keeps them): replaying
+# the journal's fills after a restart then rebuilds the same wallet, not one off by the rounding of each fee.
+FEE_QUANTUM = Decimal("1e-8")
 
 
 @dataclass(slots=True)
@@ -82,7 +85,7 @@ class Account:
     ) -> FillEffect:
         p, q = self.price(symbol, price), self.qty(symbol, qty)
         if commission is None:
-            commission = p * q * (self.maker_rate if maker else self.taker_rate)
+            commission = (p * q * (self.maker_rate if maker else self.taker_rate)).quantize(FEE_QUANTUM)
         pos = self.positions[symbol]
         signed = side.sign * qty
         realized = ZERO

@@ -214,6 +214,19 @@ def test_journal_replay_restores_orders_positions_wallet_and_ids(tmp_path: Path)
     assert again.journal.fills[-1]["id"] == 4  # the 3 fills of the walk came before it
 
 
+def test_a_replayed_wallet_equals_the_live_one_whatever_the_fees_rounding(tmp_path: Path) -> None:
+    """0.001 BTC at 60000.10 with a 0.05 % taker fee is 0.00003000005 USDT: fees are charged as the fill reports
+    them (8 decimals), so the journal's fills rebuild the wallet exactly."""
+    trading, _, _ = make_trading(tmp_path)
+    for side, qty in [(Side.BUY, 1), (Side.BUY, 3), (Side.SELL, 7), (Side.BUY, 13), (Side.SELL, 1)]:
+        trading.desk.place(order(side, qty))
+    assert trading.account.fees_paid.as_tuple().exponent >= -8
+    trading.close()
+    again, _, _ = make_trading(tmp_path)
+    assert again.account.wallet == trading.account.wallet
+    assert again.account.fees_paid == trading.account.fees_paid
+
+
 def test_amend_moves_a_resting_order_and_matches_when_it_now_crosses() -> None:
     trading, events, _ = make_trading()
     _, live = trading.desk.place(order(Side.BUY, 100, price=59_000_00, client_id="amend-me"))
