@@ -141,6 +141,23 @@ def _venue_mark(platform: Platform, within_s: float = 2.0) -> VenueMark:
         time.sleep(0.01)
 
 
+def host_cpu_times() -> list[int]:
+    """The host's CPU time in clock ticks, summed over its CPUs: user, nice, system, idle, iowait, irq, softirq,
+    steal (the first line of /proc/stat)."""
+    with open("/proc/stat") as stat:
+        return [int(v) for v in stat.readline().split()[1:9]]
+
+
+def host_usage(start: list[int], end: list[int]) -> dict[str, float]:
+    """Cores busy, idle and stolen (by the hypervisor, for other guests) between two host_cpu_times()."""
+    delta = [e - s for s, e in zip(start, end, strict=True)]
+    total = sum(delta) or 1
+    cpus = os.cpu_count() or 1
+    idle = delta[3] + delta[4]
+    steal = delta[7]
+    return {"busy": (total - idle - steal) / total * cpus, "idle": idle / total * cpus, "steal": steal / total * cpus}
+
+
 def sample_processes(pids: dict[str, int]) -> dict[str, psutil.Process]:
     procs = {}
     for name, pid in pids.items():
@@ -199,6 +216,7 @@ def run_rate(platform: Platform, rate: int, duration: float) -> dict[str, Any]:
     httpx.post(f"{platform.rest}/admin/publishing", json={"paused": False}, timeout=10).raise_for_status()
     time.sleep(2)  # let the new rate settle before the measured window opens
     procs = sample_processes(platform.pids())
+    host_start = host_cpu_times()
     rss_peak = {name: 0 for name in procs}
     client = redis.Redis.from_url(platform.redis_url)
     hist_start = _hop_histogram(client)
@@ -218,6 +236,7 @@ def run_rate(platform: Platform, rate: int, duration: float) -> dict[str, Any]:
             max_backlog = max(max_backlog, backlog)
             windows.append(_collector_windows(client))
     end = _venue_mark(platform)
+    host = host_usage(host_start, host_cpu_times())
     market_s = end.generated_until - start.generated_until
     cpu = {}
     for name, proc in procs.items():
@@ -271,6 +290,7 @@ def run_rate(platform: Platform, rate: int, duration: float) -> dict[str, Any]:
         "ping_p50_ms": pinger.quantile(0.5),
         "ping_p99_ms": pinger.quantile(0.99),
         "cpu": cpu,
+        "host": host,
         "rss_mb": {k: v / 2**20 for k, v in rss_peak.items()},
     }
 
@@ -339,6 +359,13 @@ def print_table(baselines: dict[str, float], results: list[dict[str, Any]], dura
             f"{r['venue_shortfall']:>11,}  {procs}"
         )
     print("venue short: messages the simulated venue's rate asked for that its stalled loop no longer owed")
+    print(f"\n== the host's {os.cpu_count()} CPUs over each window (cores; /proc/stat) ==")
+    print(f"{'offered':>9} {'busy':>6} {'idle':>6} {'stolen':>7}")
+    for r in results:
+        h = r["host"]
+        print(f"{r['rate']:>9,} {h['busy']:>6.2f} {h['idle']:>6.2f} {h['steal']:>7.2f}")
+    print("stolen: time the hypervisor gave other guests while this one wanted to run; a run that loses it")
+    print("measures a slower machine than the one the budgets are set for")
     print("\n== where the collector hop goes (ms; the collector's one-second windows, median over the run) ==")
     print(
         f"{'offered':>9} {'hop p50':>8} {'hop p99':>8} {'lag p99':>8} {'write p50':>9} {'write p99':>9} "
