@@ -10,6 +10,7 @@ import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from hftops.model.market import BboRow, TradeRow
 from hftops.model.tables import DEAD_LETTERS, MARKET_BBO, MARKET_TRADES
 from hftops.pipeline.intervals import IdRanges
 from hftops.pipeline.recorder.entries import DlqEntry, EmptyEntry, Entry, EventEntry, MdEntry, PoisonEntry
@@ -121,6 +122,52 @@ def _stream_ranges(entries: list[Entry]) -> str:
     return ";".join(f"{s}:{first[s].decode()}-{last[s].decode()}" for s in sorted(first))
 
 
+@dataclass(slots=True)
+class _Part:
+    """Consecutive entries of one stream whose ids ascend across them: one filter call and one line build
+    instead of one per entry (a live feed brings ~75 entries per stream per batch, of 2-4 rows each)."""
+
+    entries: list[MdEntry]
+    rows: list[TradeRow | BboRow]
+    ids: list[int]
+    lo: int
+    ordered: bool
+
+
+def _ascending_parts(run: list[MdEntry]) -> list[_Part]:
+    parts: list[_Part] = []
+    current: _Part | None = None
+    top = 0
+    for entry in run:
+        if current is not None and current.ordered and entry.ordered and entry.lo > top:
+            current.entries.append(entry)
+            current.rows.extend(entry.rows)
+            current.ids.extend(entry.ids)
+        else:
+            current = _Part([entry], list(entry.rows), list(entry.ids), entry.lo, entry.ordered)
+            parts.append(current)
+        top = entry.hi
+    return parts
+
+
+def _first_event_ms(entries: list[MdEntry], kept: list[TradeRow] | list[BboRow], all_kept: bool) -> list[int]:
+    """One visible-latency sample per entry with a row kept: the event time of its first kept row."""
+    if all_kept:
+        return [entry.rows[0].event_time_ms for entry in entries]
+    out: list[int] = []
+    at = 0
+    for entry in entries:
+        first: TradeRow | BboRow | None = None
+        for row in entry.rows:
+            if at < len(kept) and kept[at] is row:
+                if first is None:
+                    first = row
+                at += 1
+        if first is not None:
+            out.append(first.event_time_ms)
+    return out
+
+
 @dataclass
 class BuildStats:
     duplicates: dict[str, int] = field(default_factory=lambda: defaultdict(int))
@@ -138,20 +185,15 @@ def build_jobs(
     recheck: dict[str, dict[Key, list[int]]] = defaultdict(dict)
     event_ms: dict[str, list[int]] = defaultdict(list)
     dlq_ids: list[str] = []
+    runs: dict[str, list[MdEntry]] = {}  # a stream's entries, in order: filtered and turned into lines together
     for entry in batch.entries:
         if isinstance(entry, MdEntry):
-            table = TABLE_OF_KIND[entry.key.kind]
             stats.header_mismatches += entry.header_mismatch
-            seen = kept_ids[table].setdefault(entry.key, IdRanges())
-            filtered = registry.filter(entry.key, entry.rows, entry.lo, entry.ordered, seen, entry.ids)
-            stats.duplicates[table] += filtered.duplicates
-            if filtered.recheck:
-                recheck[table].setdefault(entry.key, []).extend(filtered.recheck)
-            if filtered.rows:
-                key = entry.key
-                lines[table].extend(market_lines(key.kind, key.venue, key.symbol, filtered.rows, ingest_us))
-                first = filtered.rows[0]
-                event_ms[table].append(first.event_time_ms)
+            run = runs.get(entry.stream)
+            if run is None:
+                runs[entry.stream] = [entry]
+            else:
+                run.append(entry)
         elif isinstance(entry, DlqEntry):
             entry_id = entry.entry_id.decode()
             if entry_id in dlq_wal_ids or entry_id in dlq_ids:
@@ -161,6 +203,20 @@ def build_jobs(
             lines[DEAD_LETTERS].append(dead_letter_line(entry_id, entry.letter, ingest_us))
         elif isinstance(entry, EventEntry):
             events.append((entry.table, entry.events))
+    for run in runs.values():
+        key = run[0].key
+        table = TABLE_OF_KIND[key.kind]
+        seen = kept_ids[table].get(key)
+        if seen is None:
+            seen = kept_ids[table][key] = IdRanges()
+        for part in _ascending_parts(run):
+            filtered = registry.filter(key, part.rows, part.lo, part.ordered, seen, part.ids)
+            stats.duplicates[table] += filtered.duplicates
+            if filtered.recheck:
+                recheck[table].setdefault(key, []).extend(filtered.recheck)
+            if filtered.rows:
+                lines[table].extend(market_lines(key.kind, key.venue, key.symbol, filtered.rows, ingest_us))
+                event_ms[table].extend(_first_event_ms(part.entries, filtered.rows, filtered.duplicates == 0))
     ranges = _stream_ranges(batch.entries)
     jobs: list[InsertJob | EventJob] = []
     for table in (MARKET_TRADES, MARKET_BBO, DEAD_LETTERS):

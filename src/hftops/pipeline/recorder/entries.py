@@ -128,41 +128,66 @@ def event_label(stream: str) -> tuple[str, str] | None:
     return venue, kind.label
 
 
+@functools.lru_cache(maxsize=4096)
+def _md_route(stream: str) -> Key | None:
+    """The market-data key of a stream the hot path may decode; None sends it down the other paths."""
+    if stream == DLQ_STREAM or is_event_stream(stream):
+        return None
+    return stream_key(stream)
+
+
 def decode_entry(stream: str, entry_id: bytes, fields: Fields, redelivered: bool = False) -> Entry:
-    if stream == DLQ_STREAM:
-        return _decode_dead_letter(stream, entry_id, fields, redelivered)
-    if is_event_stream(stream):
+    key = _md_route(stream)
+    if key is None:
+        if stream == DLQ_STREAM:
+            return _decode_dead_letter(stream, entry_id, fields, redelivered)
         return decode_event_entry(stream, entry_id, fields, redelivered)
-    key = stream_key(stream)
+    get = fields.get
+    data = get(_F_DATA)
+    if data is None or get(_F_VERSION) != ENTRY_VERSION:
+        return _md_poison(stream, entry_id, fields, key)
     kind = key.kind
-
-    def poison(reason: str, detail: str) -> PoisonEntry:
-        return PoisonEntry(
-            stream, entry_id, fields, reason, f"{stream} entry {entry_id.decode()}: {detail}", key, header_ids(fields)
-        )
-
-    if not fields:
-        return poison("entry_deleted", "the entry was deleted from the stream while pending; its data is gone")
-    version = fields.get(_F_VERSION)
-    if version != ENTRY_VERSION:
-        return poison("unknown_entry_version", f"field v is {version!r}, this recorder reads v={ENTRY_VERSION!r}")
-    data = fields.get(_F_DATA)
-    if data is None:
-        return poison("missing_field", "no field d (the msgpack rows)")
-    decoder = TRADE_BATCH_DECODER if kind is MdKind.TRADE else BBO_BATCH_DECODER
+    rows: list[TradeRow] | list[BboRow]
     try:
-        rows = decoder.decode(data)
+        if kind is MdKind.TRADE:
+            rows = trades = TRADE_BATCH_DECODER.decode(data)
+            ids = [row.trade_id for row in trades]
+        else:
+            rows = books = BBO_BATCH_DECODER.decode(data)
+            ids = [row.update_id for row in books]
     except (msgspec.DecodeError, ValueError) as exc:
-        return poison("undecodable_entry", f"field d is not a msgpack list of {kind.value} rows: {exc}")
-    if not rows:
+        return _poison(
+            stream,
+            entry_id,
+            fields,
+            key,
+            "undecodable_entry",
+            f"field d is not a msgpack list of {kind.value} rows: {exc}",
+        )
+    if not ids:
         return EmptyEntry(stream, entry_id)
-    ids = [row.trade_id for row in rows] if kind is MdKind.TRADE else [row.update_id for row in rows]  # type: ignore[union-attr]
     ordered = strictly_increasing(ids)
     lo, hi = (ids[0], ids[-1]) if ordered else (min(ids), max(ids))
     # The header as the collector writes it (canonical decimal text); compared as bytes, nothing parsed.
-    get = fields.get
     mismatch = get(_F_COUNT) != b"%d" % len(ids) or get(_F_LO) != b"%d" % lo or get(_F_HI) != b"%d" % hi
     return MdEntry(stream, entry_id, key, rows, ids, lo, hi, ordered, mismatch, redelivered)
+
+
+def _poison(stream: str, entry_id: bytes, fields: Fields, key: Key, reason: str, detail: str) -> PoisonEntry:
+    return PoisonEntry(
+        stream, entry_id, fields, reason, f"{stream} entry {entry_id.decode()}: {detail}", key, header_ids(fields)
+    )
+
+
+def _md_poison(stream: str, entry_id: bytes, fields: Fields, key: Key) -> PoisonEntry:
+    """Why a market-data entry without its rows or in another version cannot be read."""
+    if not fields:
+        reason, detail = "entry_deleted", "the entry was deleted from the stream while pending; its data is gone"
+    elif (version := fields.get(_F_VERSION)) != ENTRY_VERSION:
+        reason, detail = "unknown_entry_version", f"field v is {version!r}, this recorder reads v={ENTRY_VERSION!r}"
+    else:
+        reason, detail = "missing_field", "no field d (the msgpack rows)"
+    return _poison(stream, entry_id, fields, key, reason, detail)
 
 
 def decode_event_entry(stream: str, entry_id: bytes, fields: Fields, redelivered: bool = False) -> Entry:

@@ -86,7 +86,7 @@ class IdRegistry:
     def filter(
         self,
         key: Key,
-        rows: Sequence[TradeRow] | Sequence[BboRow],
+        rows: Sequence[TradeRow | BboRow],
         lo: int,
         ordered: bool,
         batch: IdRanges,
