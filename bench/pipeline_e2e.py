@@ -266,6 +266,9 @@ def run_rate(platform: Platform, rate: int, duration: float) -> dict[str, Any]:
     return {
         "rate": rate,
         "carried": (end.published - start.published) / market_s,
+        # The venue splits its rate over a trade and a book accumulator per symbol, each holding under one
+        # message between ticks: a window may count up to that many fewer than rate x time, and no loss.
+        "carry_slack": 2 * len(platform.tree["venue"]["symbols"]) / market_s,
         "venue_shortfall": end.shortfall - start.shortfall,
         "venue_behind_s": end.behind_s,
         "balanced": ledger["balanced"] and totals["missing"] == 0 and totals["duplicates"] == 0,
@@ -304,7 +307,7 @@ def budget_verdicts(results: list[dict[str, Any]], duration: float) -> list[str]
     """One line per budget of the run: met, missed, or not measured (with the figure that decides it). Carried
     counts what the simulated venue published in the window, so a starved venue shows as a miss too."""
     lines = []
-    held = [r for r in results if r["balanced"] and r["carried"] >= THROUGHPUT_FLOOR]
+    held = [r for r in results if r["balanced"] and r["carried"] + r["carry_slack"] >= THROUGHPUT_FLOOR]
     if duration < 60 or not any(r["rate"] >= THROUGHPUT_FLOOR for r in results):
         lines.append(f"throughput: not measured (needs a rate >= {THROUGHPUT_FLOOR:,} for 60 s)")
     else:
