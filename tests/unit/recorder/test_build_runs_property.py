@@ -100,8 +100,6 @@ def test_a_stream_built_as_one_run_equals_entry_by_entry(
     assert Counter(job.body.split(b"\n")) == want_lines
     assert job.rows == sum(want_lines.values())
     assert stats.duplicates["market_trades"] == want_duplicates
-    assert {k: list(v.ranges()) for k, v in job.ids.items()} == {
-        k: list(v.ranges()) for k, v in want_kept.items() if v
-    }
+    assert {k: list(v.ranges()) for k, v in job.ids.items()} == {k: list(v.ranges()) for k, v in want_kept.items() if v}
     assert {k: sorted(v) for k, v in job.recheck.items() if v} == want_recheck
     assert Counter(job.event_ms) == want_samples
