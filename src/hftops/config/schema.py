@@ -174,8 +174,9 @@ class ComponentConfig(Section):
         ge=-20,
         le=19,
         description="scheduling niceness, applied to the process and its session's autogroup (higher yields the "
-        "CPU to the others; below 0 needs CAP_SYS_NICE); unset: 5 for the batching recorder (0 when the collector "
-        "has a realtime_priority, which already puts it first), 10 for the simulated venue, 0 for the rest",
+        "CPU to the others; below 0 needs CAP_SYS_NICE); 0 keeps the niceness the supervisor runs at; unset: 5 for "
+        "the batching recorder (0 when the collector has a realtime_priority, which already puts it first), 10 for "
+        "the simulated venue, 0 for the rest",
     )
     realtime_priority: int | None = Field(
         None,
